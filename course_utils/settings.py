@@ -1,0 +1,120 @@
+"""Course-wide settings: smoke mode, the training device, seeding and the data folder.
+
+Smoke mode (``COURSE_SMOKE=1``) is read once, when this module is first imported, so a
+notebook and everything it calls agree on it. CI sets it to run every notebook on tiny
+data; on Colab it is unset and the lectures run at full size.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+SMOKE_ENV = "COURSE_SMOKE"
+DATA_ENV = "COURSE_DATA"
+
+
+def _read_smoke_flag() -> bool:
+    value = os.environ.get(SMOKE_ENV, "").strip().lower()
+    return value not in ("", "0", "false", "no", "off")
+
+
+SMOKE: bool = _read_smoke_flag()
+"""True when the course runs on tiny data and tiny models (CI, quick checks)."""
+
+
+def get_device() -> torch.device:
+    """The best device available for training: CUDA, then Apple's MPS, then the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seed Python, NumPy and torch; with ``deterministic`` also ask torch for
+    deterministic kernels, so that two runs give bit-identical results (slower on GPU)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)
+    if deterministic:
+        # cuBLAS needs this workspace setting before deterministic matmuls are allowed.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(deterministic)
+    torch.backends.cudnn.benchmark = not deterministic
+    torch.backends.cudnn.deterministic = deterministic
+
+
+def repo_root() -> Path | None:
+    """The course checkout this package was imported from, or None when it was
+    installed from a wheel (as on Colab)."""
+    candidate = Path(__file__).resolve().parent.parent
+    return candidate if (candidate / "pyproject.toml").is_file() else None
+
+
+def data_root() -> Path:
+    """Where datasets live: ``$COURSE_DATA`` if set, else ``data/`` in the checkout,
+    else ``./data`` (Colab's /content/data). Notebooks never need a ``../`` path."""
+    if os.environ.get(DATA_ENV):
+        return Path(os.environ[DATA_ENV]).expanduser()
+    root = repo_root()
+    return root / "data" if root is not None else Path.cwd() / "data"
+
+
+def in_colab() -> bool:
+    """True inside a Google Colab runtime."""
+    return "google.colab" in sys.modules
+
+
+def environment_facts() -> dict[str, str]:
+    """The facts a student checks first: versions, device, mode, data folder."""
+    import torchvision
+
+    device = get_device()
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "device": str(device),
+        "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else "none",
+        "mode": "smoke (tiny data and models)" if SMOKE else "full",
+        "data folder": str(data_root()),
+    }
+
+
+def describe() -> None:
+    """Print :func:`environment_facts` as an aligned table (the setup cell's output)."""
+    facts = environment_facts()
+    width = max(len(key) for key in facts)
+    for key, value in facts.items():
+        print(f"{key:<{width}}  {value}")
+
+
+def check_gpu(expected: bool | None = None) -> bool:
+    """Report the GPU, and fail early with instructions when one is expected but missing.
+
+    A GPU is expected on Colab (the lectures' full mode is sized for an A100) or when
+    ``COURSE_EXPECT_GPU=1``; elsewhere a CPU is fine for smoke mode.
+    """
+    if expected is None:
+        expected = in_colab() or os.environ.get("COURSE_EXPECT_GPU", "") == "1"
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        bf16 = "yes" if torch.cuda.is_bf16_supported() else "no"
+        print(f"GPU: {props.name}, {props.total_memory / 2**30:.0f} GiB, bf16 support: {bf16}")
+        return True
+    if expected:
+        raise RuntimeError(
+            "No CUDA GPU found, but this runtime should have one. In Colab choose "
+            "Runtime > Change runtime type > A100 GPU (or T4), then run the notebook again."
+        )
+    print("No GPU: running on the CPU (fine in smoke mode; full-size lectures want a GPU).")
+    return False

@@ -1,0 +1,86 @@
+"""Settings: the smoke switch, device choice and seeding."""
+
+import os
+import random
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from course_utils import settings
+
+
+def smoke_flag_in_fresh_process(value: str | None) -> str:
+    env = {k: v for k, v in os.environ.items() if k != settings.SMOKE_ENV}
+    if value is not None:
+        env[settings.SMOKE_ENV] = value
+    code = "from course_utils import settings; print(settings.SMOKE)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (None, "False"),
+        ("", "False"),
+        ("0", "False"),
+        ("false", "False"),
+        ("1", "True"),
+        ("yes", "True"),
+    ],
+)
+def test_smoke_flag_is_read_from_the_environment(value, expected):
+    assert smoke_flag_in_fresh_process(value) == expected
+
+
+@pytest.mark.skipif(not os.environ.get("CI"), reason="only CI must run in smoke mode")
+def test_ci_runs_in_smoke_mode():
+    # Canary for the test process; notebooks/00_setup has the same check inside the kernel.
+    assert settings.SMOKE, "CI must run the tests with COURSE_SMOKE=1 (see README test command)"
+
+
+def test_device_is_cpu_without_accelerators():
+    device = settings.get_device()
+    if not torch.cuda.is_available() and not torch.backends.mps.is_available():
+        assert device == torch.device("cpu")
+    else:
+        assert device.type in ("cuda", "mps")
+
+
+def test_seed_everything_repeats_all_generators():
+    def draw():
+        return random.random(), np.random.rand(), torch.rand(1).item()
+
+    settings.seed_everything(123)
+    first = draw()
+    settings.seed_everything(123)
+    assert draw() == first
+    settings.seed_everything(124)
+    assert draw() != first
+
+
+def test_deterministic_mode_toggles_torch():
+    try:
+        settings.seed_everything(0, deterministic=True)
+        assert torch.are_deterministic_algorithms_enabled()
+    finally:
+        settings.seed_everything(0, deterministic=False)
+    assert not torch.are_deterministic_algorithms_enabled()
+
+
+def test_data_root_follows_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv(settings.DATA_ENV, str(tmp_path))
+    assert settings.data_root() == tmp_path
+    monkeypatch.delenv(settings.DATA_ENV)
+    assert settings.data_root().name == "data"
+
+
+def test_gpu_expected_but_missing_gives_instructions():
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(RuntimeError, match="Change runtime type"):
+        settings.check_gpu(expected=True)
+    assert settings.check_gpu(expected=False) is False
