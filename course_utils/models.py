@@ -1,0 +1,225 @@
+"""Residual networks for 32x32 images: the two classic blocks and a ResNet you shape by hand.
+
+Every block computes ``out = F(x) + shortcut(x)``: ``F`` is a few conv-BN layers and the
+shortcut is the identity, or a 1x1 conv + BN when the block changes the shape. ``ResNet``
+stacks blocks into stages; ``blocks`` and ``widths`` say how many blocks and how many
+channels each stage has, so every model in the course zoo is one line.
+
+Weights keep PyTorch's default initialisation everywhere (as in kuangliu/pytorch-cifar):
+BatchNorm after every conv makes the choice of init matter little, and a student's own
+block is then initialised exactly as they wrote it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+Activation = Callable[[], nn.Module]
+"""A class or factory that returns a fresh activation module: nn.ReLU, nn.LeakyReLU, a partial."""
+
+
+class BlockShapeError(ValueError):
+    """A block returned a tensor of the wrong shape (or failed) when ResNet tried it."""
+
+
+def shortcut(in_channels: int, out_channels: int, stride: int) -> nn.Module:
+    """The residual shortcut: identity when the shape is kept, else a 1x1 conv + BN that
+    matches the channels and the stride of the block's main path."""
+    if stride == 1 and in_channels == out_channels:
+        return nn.Identity()
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False),
+        nn.BatchNorm2d(out_channels),
+    )
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convs with BN, plus the shortcut, then the activation (ResNet-18/34 block)."""
+
+    expansion = 1
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        activation: Activation = nn.ReLU,
+    ) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.act1 = activation()
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.shortcut = shortcut(in_channels, out_channels, stride)
+        self.act2 = activation()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.act1(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out = out + self.shortcut(x)
+        return self.act2(out)
+
+
+class Bottleneck(nn.Module):
+    """1x1 squeeze to ``planes``, 3x3 at ``planes`` (with the stride), 1x1 expand to
+    ``4 * planes``, plus the shortcut, then the activation (ResNet-50 block)."""
+
+    expansion = 4
+
+    def __init__(
+        self,
+        in_channels: int,
+        planes: int,
+        stride: int = 1,
+        activation: Activation = nn.ReLU,
+    ) -> None:
+        super().__init__()
+        out_channels = planes * self.expansion
+        self.conv1 = nn.Conv2d(in_channels, planes, kernel_size=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.act1 = activation()
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.act2 = activation()
+        self.conv3 = nn.Conv2d(planes, out_channels, kernel_size=1, bias=False)
+        self.bn3 = nn.BatchNorm2d(out_channels)
+        self.shortcut = shortcut(in_channels, out_channels, stride)
+        self.act3 = activation()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.act1(self.bn1(self.conv1(x)))
+        out = self.act2(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        out = out + self.shortcut(x)
+        return self.act3(out)
+
+
+def block_expansion(block: Callable[..., nn.Module]) -> int:
+    """The block's ``expansion`` (output channels = width * expansion); 1 when the class has
+    none. Looks through ``functools.partial`` so ``partial(Bottleneck, ...)`` keeps its 4."""
+    while isinstance(block, functools.partial):
+        block = block.func
+    return getattr(block, "expansion", 1)
+
+
+class ResNet(nn.Module):
+    """Stem (3x3 conv + BN + act), one stage per entry of ``blocks``/``widths``, then global
+    average pooling, optional dropout and a linear classifier.
+
+    Stage ``i`` has ``blocks[i]`` blocks built as ``block(in_channels, widths[i], stride,
+    activation)``; its first block has stride 2, except in the first stage. Any block class
+    with that signature plugs in; its output must have ``widths[i] * block.expansion``
+    channels, which is checked once here with a dummy image (``BlockShapeError`` otherwise).
+    """
+
+    def __init__(
+        self,
+        blocks: Sequence[int],
+        widths: Sequence[int],
+        stem_width: int | None = None,
+        block: Callable[..., nn.Module] = BasicBlock,
+        num_classes: int = 10,
+        activation: Activation = nn.ReLU,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        _check_stage_spec(blocks, widths)
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout={dropout} is not a probability in [0, 1): use e.g. 0.2.")
+        stem_width = widths[0] if stem_width is None else stem_width
+        expansion = block_expansion(block)
+
+        self.stem = nn.Sequential(
+            OrderedDict(
+                conv=nn.Conv2d(3, stem_width, 3, stride=1, padding=1, bias=False),
+                bn=nn.BatchNorm2d(stem_width),
+                act=activation(),
+            )
+        )
+        stages = OrderedDict()
+        in_channels = stem_width
+        for index, (num_blocks, width) in enumerate(zip(blocks, widths, strict=True)):
+            first_stride = 1 if index == 0 else 2
+            layers = []
+            for position in range(num_blocks):
+                stride = first_stride if position == 0 else 1
+                layers.append(block(in_channels, width, stride, activation))
+                in_channels = width * expansion
+            stages[f"stage{index + 1}"] = nn.Sequential(*layers)
+        self.stages = nn.Sequential(stages)
+
+        head = OrderedDict(pool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten())
+        if dropout > 0:
+            head["dropout"] = nn.Dropout(dropout)
+        head["fc"] = nn.Linear(in_channels, num_classes)
+        self.head = nn.Sequential(head)
+
+        self._check_block_shapes(widths, expansion)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.stem(x)
+        out = self.stages(out)
+        return self.head(out)
+
+    def _check_block_shapes(self, widths: Sequence[int], expansion: int) -> None:
+        """Push one dummy image through every block (eval mode, no grad) so a block with the
+        wrong output shape fails here, naming itself, not deep inside training. 16x16 costs a
+        quarter of 32x32 and still shows every stride-2 stage halving the map."""
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                x = self.stem(torch.zeros(1, 3, 16, 16))
+                for s, (stage, width) in enumerate(zip(self.stages, widths, strict=True), 1):
+                    for b, layer in enumerate(stage, 1):
+                        stride = 2 if s > 1 and b == 1 else 1
+                        size = (x.shape[-1] - 1) // stride + 1
+                        expected = (x.shape[0], width * expansion, size, size)
+                        x = _run_block(layer, x, f"stage {s}, block {b}", expected)
+        finally:
+            self.train(was_training)
+
+
+def _run_block(
+    layer: nn.Module, x: torch.Tensor, where: str, expected: tuple[int, ...]
+) -> torch.Tensor:
+    """Run one block on ``x`` and raise BlockShapeError unless its output has ``expected``."""
+    name = type(layer).__name__
+    rule = (
+        "a block built as block(in_channels, width, stride, activation) must return "
+        "width * expansion channels and divide height and width by stride"
+    )
+    try:
+        out = layer(x)
+    except RuntimeError as err:
+        raise BlockShapeError(
+            f"{name} ({where}) failed on an input of shape {tuple(x.shape)}: {err}. Check that "
+            f"it uses in_channels for its first layers; {rule}."
+        ) from err
+    if tuple(out.shape) != expected:
+        raise BlockShapeError(
+            f"{name} ({where}) turned an input of shape {tuple(x.shape)} into "
+            f"{tuple(out.shape)}, expected {expected}: {rule}."
+        )
+    return out
+
+
+def _check_stage_spec(blocks: Sequence[int], widths: Sequence[int]) -> None:
+    """Reject stage lists a ResNet cannot be built from, saying what to change."""
+    if len(blocks) != len(widths):
+        raise ValueError(
+            f"blocks has {len(blocks)} entries but widths has {len(widths)}: "
+            "give one block count and one width per stage."
+        )
+    if len(blocks) == 0:
+        raise ValueError("blocks and widths are empty: give at least one stage.")
+    if any(n < 1 for n in blocks) or any(w < 1 for w in widths):
+        raise ValueError(
+            f"blocks {list(blocks)} and widths {list(widths)} must all be positive integers."
+        )

@@ -1,0 +1,184 @@
+"""Counting what a model costs: parameters (total, per layer, per stage), FLOPs, the budget.
+
+The by-hand formulas (``conv_params``, ``bn_params``, ``linear_params``) are the ones
+lecture 03 derives; the tests check them against PyTorch's own modules.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import pandas as pd
+import torch
+import torchinfo
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+InputSize = tuple[int, ...]
+CIFAR_INPUT: InputSize = (1, 3, 32, 32)
+
+
+class BudgetExceededError(ValueError):
+    """A model has at least as many trainable parameters as the budget allows."""
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
+    """Number of parameters in ``model`` (only those with requires_grad, by default):
+    the number the 5M budget is about."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def conv_params(k: int, c_in: int, c_out: int, bias: bool = False) -> int:
+    """Parameters of a k x k conv: one k*k*c_in filter per output channel (+ one bias each)."""
+    return k * k * c_in * c_out + (c_out if bias else 0)
+
+
+def bn_params(c: int) -> int:
+    """Parameters of BatchNorm over c channels: a scale and a shift per channel (the running
+    mean and variance are buffers, not parameters)."""
+    return 2 * c
+
+
+def linear_params(n_in: int, n_out: int, bias: bool = True) -> int:
+    """Parameters of a linear layer: an n_out x n_in weight (+ one bias per output)."""
+    return n_in * n_out + (n_out if bias else 0)
+
+
+def layer_table(model: nn.Module, input_size: InputSize = CIFAR_INPUT) -> pd.DataFrame:
+    """One row per leaf layer run by a forward pass: name, type, output shape, parameters.
+
+    Forward hooks record each leaf as it runs (eval mode, no grad; the model's mode is
+    restored), so rows come in execution order and a layer run twice appears twice.
+    """
+    rows = []
+
+    def record(name: str) -> Callable[..., None]:
+        def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+            shape = tuple(output.shape) if isinstance(output, torch.Tensor) else None
+            rows.append(
+                {
+                    "name": name,
+                    "type": type(module).__name__,
+                    "output_shape": shape,
+                    "parameters": count_parameters(module, trainable_only=False),
+                }
+            )
+
+        return hook
+
+    leaves = [(name, m) for name, m in model.named_modules() if not list(m.children())]
+    handles = [module.register_forward_hook(record(name)) for name, module in leaves]
+    try:
+        with _inference(model):
+            model(_dummy_input(model, input_size))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return pd.DataFrame(rows, columns=["name", "type", "output_shape", "parameters"])
+
+
+def stage_parameters(model: nn.Module) -> dict[str, int]:
+    """Parameters per top-level child (``stem``, ``stage1``..``stageN``, ``head`` for a
+    ResNet): where the parameters of a model live. A child named ``stages`` is opened one
+    level, and parameters held by the model itself appear as ``(model)``."""
+    counts = {}
+    for name, child in model.named_children():
+        parts = child.named_children() if name == "stages" else [(name, child)]
+        for part_name, part in parts:
+            counts[part_name] = count_parameters(part, trainable_only=False)
+    own = _own_parameters(model, trainable_only=False)
+    if own:
+        counts["(model)"] = own
+    return counts
+
+
+def summary(
+    model: nn.Module, input_size: InputSize = CIFAR_INPUT, **kwargs
+) -> torchinfo.ModelStatistics:
+    """torchinfo's summary with layer names, output sizes and parameter counts; nothing is
+    printed (display the returned object). Runs on the model's device, in eval mode;
+    ``kwargs`` override any torchinfo argument (``depth=2`` for a shorter table)."""
+    options = {
+        "input_size": input_size,
+        "col_names": ("output_size", "num_params"),
+        "row_settings": ("var_names",),
+        "device": _device_of(model),
+        "mode": "eval",
+        "verbose": 0,
+    }
+    options.update(kwargs)
+    return torchinfo.summary(model, **options)
+
+
+def check_budget(model: nn.Module, limit: int = 5_000_000) -> int:
+    """The trainable parameter count when it is under ``limit``; otherwise raise
+    BudgetExceededError naming the three largest layers, the first places to cut."""
+    count = count_parameters(model)
+    if count < limit:
+        return count
+    largest = ", ".join(f"{name} ({n:,})" for name, n in _largest_layers(model, 3))
+    raise BudgetExceededError(
+        f"{type(model).__name__} has {count:,} trainable parameters, {count - limit:,} over "
+        f"the limit of {limit:,} (it must stay under it). Largest layers: {largest}; "
+        "shrink their widths or remove blocks."
+    )
+
+
+def flops(model: nn.Module, input_size: InputSize = CIFAR_INPUT) -> int:
+    """Forward FLOPs per image, counted exactly by torch's FlopCounterMode (a multiply-add
+    is 2 FLOPs; convolutions and matrix products only, which dominate: BN, activations and
+    pooling are not counted). The model itself is untouched: FLOPs depend only on shapes,
+    so an eval-mode copy runs on the "meta" device, which tracks shapes without computing."""
+    shapes_only = copy.deepcopy(model).to("meta").eval()
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        shapes_only(torch.zeros(input_size, device="meta"))
+    return counter.get_total_flops() // input_size[0]
+
+
+def training_flops(model: nn.Module, images: int) -> float:
+    """FLOPs to train on ``images`` images: 3 x forward FLOPs per image x images, the usual
+    rule of thumb (the backward pass costs about twice the forward)."""
+    return 3.0 * flops(model) * images
+
+
+def _largest_layers(model: nn.Module, n: int) -> list[tuple[str, int]]:
+    """The ``n`` modules holding the most trainable parameters of their own."""
+    sizes = [
+        (name or type(model).__name__, _own_parameters(module))
+        for name, module in model.named_modules()
+    ]
+    return sorted(sizes, key=lambda item: item[1], reverse=True)[:n]
+
+
+def _own_parameters(module: nn.Module, trainable_only: bool = True) -> int:
+    """Parameters a module holds itself, not counting its children."""
+    return sum(
+        p.numel() for p in module.parameters(recurse=False) if p.requires_grad or not trainable_only
+    )
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (CPU for a model without parameters)."""
+    first = next(model.parameters(), None)
+    return first.device if first is not None else torch.device("cpu")
+
+
+def _dummy_input(model: nn.Module, input_size: InputSize) -> torch.Tensor:
+    """A zero batch of ``input_size`` on the model's device."""
+    return torch.zeros(input_size, device=_device_of(model))
+
+
+@contextmanager
+def _inference(model: nn.Module) -> Iterator[None]:
+    """Eval mode and no grad for a measuring pass, then every submodule's own mode back."""
+    modes = {module: module.training for module in model.modules()}
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        for module, training in modes.items():
+            module.training = training
