@@ -18,6 +18,7 @@ import torch
 
 SMOKE_ENV = "COURSE_SMOKE"
 DATA_ENV = "COURSE_DATA"
+MAX_STEPS_ENV = "COURSE_MAX_STEPS"
 
 
 def _read_smoke_flag() -> bool:
@@ -27,6 +28,11 @@ def _read_smoke_flag() -> bool:
 
 SMOKE: bool = _read_smoke_flag()
 """True when the course runs on tiny data and tiny models (CI, quick checks)."""
+
+MAX_STEPS: int = int(os.environ.get(MAX_STEPS_ENV, "0") or 0)
+"""When positive, training and evaluation stop every epoch after this many batches: a dry
+run of a lecture's full-size configuration (``COURSE_MAX_STEPS=2``) on a machine too slow
+to train it. Zero (the default) means no limit."""
 
 
 def get_device() -> torch.device:
