@@ -223,3 +223,65 @@ def _check_stage_spec(blocks: Sequence[int], widths: Sequence[int]) -> None:
         raise ValueError(
             f"blocks {list(blocks)} and widths {list(widths)} must all be positive integers."
         )
+
+
+def conv_bn(in_channels: int, out_channels: int, pool: bool = False) -> nn.Sequential:
+    """3x3 conv + BN + ReLU, then 2x2 max-pooling when ``pool`` (ResNet-9's building brick)."""
+    layers = OrderedDict(
+        conv=nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+        bn=nn.BatchNorm2d(out_channels),
+        act=nn.ReLU(),
+    )
+    if pool:
+        layers["pool"] = nn.MaxPool2d(2)
+    return nn.Sequential(layers)
+
+
+class Residual(nn.Module):
+    """``out = x + F(x)`` with ``F`` two conv_bn layers at constant width: ResNet-9's
+    residual unit (no projection needed, the shape never changes)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.f = nn.Sequential(conv_bn(channels, channels), conv_bn(channels, channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.f(x)
+
+
+class ResNet9(nn.Module):
+    """The fast-training layout of Page's DAWNBench ResNet-9: a stem conv, three stages that
+    widen and max-pool, residual units after the first and the last, max-pool and a linear head.
+
+    With the default widths (64, 128, 256, 384) it has 4.2M parameters: the original's last
+    stage of 512 channels (6.6M) is narrowed to fit the course's 5M budget. The logits are
+    multiplied by ``logit_scale`` (0.125 as in Page's runs), which keeps early training from
+    becoming over-confident.
+    """
+
+    def __init__(
+        self,
+        widths: Sequence[int] = (64, 128, 256, 384),
+        num_classes: int = 10,
+        logit_scale: float = 0.125,
+    ) -> None:
+        super().__init__()
+        stem, w1, w2, w3 = widths
+        self.stem = conv_bn(3, stem)
+        self.stages = nn.Sequential(
+            OrderedDict(
+                stage1=nn.Sequential(conv_bn(stem, w1, pool=True), Residual(w1)),
+                stage2=conv_bn(w1, w2, pool=True),
+                stage3=nn.Sequential(conv_bn(w2, w3, pool=True), Residual(w3)),
+            )
+        )
+        self.head = nn.Sequential(
+            OrderedDict(
+                pool=nn.AdaptiveMaxPool2d(1), flatten=nn.Flatten(), fc=nn.Linear(w3, num_classes)
+            )
+        )
+        self.logit_scale = logit_scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.stages(self.stem(x))
+        return self.head(out) * self.logit_scale

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_utils import params
-from course_utils.models import Activation, Bottleneck, ResNet
+from course_utils.models import Activation, Bottleneck, ResNet, ResNet9
 
 BUDGET = 5_000_000
 """The mini-project's rule: fewer than this many trainable parameters."""
@@ -152,6 +152,7 @@ _BUILDERS: dict[str, Callable[[], nn.Module]] = {
     "wang": partial(ResNet, [2, 1, 1, 1], [64, 128, 256, 512]),
     "wang_deep": partial(ResNet, [6, 5, 4, 3], [32, 64, 128, 256]),
     "resnet18": partial(ResNet, [2, 2, 2, 2], [64, 128, 256, 512]),
+    "capstone": ResNet9,
 }
 
 
@@ -326,6 +327,18 @@ REPORTS: dict[str, Report] = {
         ),
         recipe="Not a student report: the standard model the others shrink.",
         notes="11,173,962 parameters, more than twice the budget.",
+    ),
+    "capstone": Report(
+        key="capstone",
+        title="The course's capstone network (lecture 06, recipe fast94)",
+        authors="this course, after Page's DAWNBench ResNet-9",
+        architecture=(
+            "ResNet-9 layout: stem 64, stage widths 128/256/384 with 2x2 max-pooling, "
+            "residual units after stages 1 and 3, max-pool + Linear(384, 10), logits x 0.125. "
+            "The original's last stage of 512 (6.6M parameters) is narrowed to fit 5M."
+        ),
+        recipe="See course_utils.recipes 'fast94'.",
+        notes="Not a student report: what the course builds to beat them.",
     ),
 }
 

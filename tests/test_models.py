@@ -6,7 +6,16 @@ import pytest
 import torch
 from torch import nn
 
-from course_utils.models import BasicBlock, BlockShapeError, Bottleneck, ResNet, block_expansion
+from course_utils.models import (
+    BasicBlock,
+    BlockShapeError,
+    Bottleneck,
+    Residual,
+    ResNet,
+    ResNet9,
+    block_expansion,
+)
+from course_utils.params import count_parameters, stage_parameters
 
 
 def tiny_resnet(**kwargs) -> ResNet:
@@ -196,3 +205,28 @@ def test_partial_of_a_block_keeps_its_expansion():
 def test_bad_stage_lists_are_rejected(blocks, widths, match):
     with pytest.raises(ValueError, match=match):
         ResNet(blocks, widths)
+
+
+def test_resnet9_layout_fits_the_budget_and_scales_logits():
+    torch.manual_seed(0)
+    model = ResNet9()
+    assert count_parameters(model) < 5_000_000
+    stages = stage_parameters(model)
+    assert list(stages) == ["stem", "stage1", "stage2", "stage3", "head"]
+    assert max(stages, key=stages.get) == "stage3"  # the widest stage holds most weights
+    x = torch.randn(2, 3, 32, 32)
+    unscaled = ResNet9(logit_scale=1.0)
+    unscaled.load_state_dict(model.state_dict())
+    model.eval()
+    unscaled.eval()
+    assert model(x).shape == (2, 10)
+    torch.testing.assert_close(model(x), 0.125 * unscaled(x))
+
+
+def test_residual_unit_adds_its_input():
+    unit = Residual(8)
+    for module in unit.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            nn.init.zeros_(module.weight)  # F(x) = relu(0) = 0, so the unit is the identity
+    x = torch.randn(2, 8, 4, 4)
+    torch.testing.assert_close(unit(x), x)

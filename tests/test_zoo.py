@@ -23,6 +23,7 @@ KEYS = [
     "wang",
     "wang_deep",
     "resnet18",
+    "capstone",
 ]
 
 
