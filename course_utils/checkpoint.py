@@ -1,0 +1,185 @@
+"""Save and resume training: model, optimizer, schedule, random states and history in one file.
+
+Checkpoints hold only tensors, dicts, lists, numbers and strings, so they load with
+``torch.load(weights_only=True)`` (no arbitrary code runs when a file is opened). They are
+written atomically: a crash while saving never leaves a half-written checkpoint behind.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+FORMAT_VERSION = 1
+_MAX_LISTED = 8
+
+
+class CheckpointMismatchError(RuntimeError):
+    """The checkpoint's weights do not fit the model (saved from a different architecture)."""
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: nn.Module,
+    optimizer: Any = None,
+    scheduler: Any = None,
+    epoch: int = 0,
+    history: dict | None = None,
+    config: dict | None = None,
+    rng: bool = True,
+    extra: dict | None = None,
+) -> Path:
+    """Write everything needed to resume training after ``epoch`` finished epochs to ``path``.
+
+    ``history`` and ``config`` must be plain dicts; ``extra`` holds any other plain state
+    (e.g. a loader's or an EMA model's). Returns the path written.
+    """
+    path = Path(path)
+    content = {
+        "format_version": FORMAT_VERSION,
+        "epoch": int(epoch),
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "history": history,
+        "config": config,
+        "rng": rng_state() if rng else None,
+        "extra": extra,
+    }
+    atomic_save(content, path)
+    return path
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file next to ``path``, then rename it into place, so
+    readers only ever see the old file or the complete new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            torch.save(obj, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(
+    path: str | os.PathLike,
+    model: nn.Module,
+    optimizer: Any = None,
+    scheduler: Any = None,
+    map_location: str | torch.device | None = None,
+) -> dict:
+    """Load weights (and optimizer/scheduler state when given) from ``path`` into the objects.
+
+    Returns the whole checkpoint dict (``epoch``, ``history``, ``config``, ``rng``, ``extra``);
+    call :func:`restore_rng_state` on its ``rng`` entry to continue the same random streams.
+    Raises :class:`CheckpointMismatchError` when the weights do not fit ``model``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No checkpoint at {path}: check the path or train without resume.")
+    if map_location is None:
+        map_location = _model_device(model)
+    content = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(content, dict) or "format_version" not in content:
+        raise ValueError(f"{path} is not a course_utils checkpoint (no format_version entry).")
+    if content["format_version"] > FORMAT_VERSION:
+        raise ValueError(
+            f"{path} was written by a newer course_utils (format {content['format_version']}, "
+            f"this one reads up to {FORMAT_VERSION}): update course_utils."
+        )
+    check_compatible(model.state_dict(), content["model"], source=str(path))
+    model.load_state_dict(content["model"])
+    if optimizer is not None and content["optimizer"] is not None:
+        optimizer.load_state_dict(content["optimizer"])
+    if scheduler is not None and content["scheduler"] is not None:
+        scheduler.load_state_dict(content["scheduler"])
+    return content
+
+
+def check_compatible(expected: dict, saved: dict, source: str = "the checkpoint") -> None:
+    """Raise :class:`CheckpointMismatchError` listing missing, unexpected and mis-shaped keys
+    when the state dict ``saved`` does not fit a model whose state dict is ``expected``."""
+    missing = [key for key in expected if key not in saved]
+    unexpected = [key for key in saved if key not in expected]
+    misshaped = [
+        f"{key} (checkpoint {tuple(saved[key].shape)}, model {tuple(expected[key].shape)})"
+        for key in expected
+        if key in saved and saved[key].shape != expected[key].shape
+    ]
+    if not (missing or unexpected or misshaped):
+        return
+    parts = [
+        f"{label}: {_listing(keys)}"
+        for label, keys in (
+            ("missing from the checkpoint", missing),
+            ("unexpected in the checkpoint", unexpected),
+            ("shape mismatches", misshaped),
+        )
+        if keys
+    ]
+    raise CheckpointMismatchError(
+        f"{source} does not match this model (was the architecture changed since it was saved?). "
+        + "; ".join(parts)
+        + ". Rebuild the model the checkpoint came from, or delete it and train from scratch."
+    )
+
+
+def _listing(items: list[str]) -> str:
+    shown = ", ".join(items[:_MAX_LISTED])
+    more = len(items) - _MAX_LISTED
+    return f"{shown} (and {more} more)" if more > 0 else shown
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    first = next(iter(model.parameters()), None)
+    return first.device if first is not None else torch.device("cpu")
+
+
+def rng_state() -> dict:
+    """The Python, NumPy and torch (CPU and CUDA) random states as plain, loadable values."""
+    version, keys, gauss = random.getstate()
+    kind, np_keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "python": {"version": version, "keys": torch.tensor(keys), "gauss": gauss},
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(np_keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def restore_rng_state(state: dict) -> None:
+    """Put back random states captured by :func:`rng_state` so training continues the same
+    random streams as an uninterrupted run."""
+    python = state["python"]
+    random.setstate((python["version"], tuple(python["keys"].tolist()), python["gauss"]))
+    numpy = state["numpy"]
+    np.random.set_state(
+        (
+            numpy["kind"],
+            numpy["keys"].numpy().astype(np.uint32),
+            numpy["pos"],
+            numpy["has_gauss"],
+            numpy["cached"],
+        )
+    )
+    torch.set_rng_state(state["torch"].cpu())
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
