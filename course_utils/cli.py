@@ -41,6 +41,9 @@ DEFAULTS = Recipe(
 SMOKE_TRAIN_IMAGES = 2000
 SMOKE_TEST_IMAGES = 1000
 SMOKE_EPOCHS = 2
+SMOKE_BATCH_SIZE = 128
+"""Smoke runs cap a recipe's batch (not an explicit --batch-size) so a couple of thousand
+images still make a few dozen steps."""
 SMOKE_MAX_PARAMETERS = 500_000
 SMOKE_MODEL = {"blocks": [1, 1, 1], "widths": [16, 32, 64]}
 """In smoke mode, bigger models are replaced by this small ResNet (a CPU trains it at
@@ -154,7 +157,8 @@ def train(args: argparse.Namespace) -> int:
             raise UsageError(f"{recipe.model}: {str(err).splitlines()[0]}") from None
     train_data, test_data = _load_data(args, smoke)
     if smoke:
-        recipe = recipe.replace(epochs=min(recipe.epochs, SMOKE_EPOCHS))
+        batch_size = args.batch_size or min(recipe.batch_size, SMOKE_BATCH_SIZE)
+        recipe = recipe.replace(epochs=min(recipe.epochs, SMOKE_EPOCHS), batch_size=batch_size)
         model = _smoke_model(model, recipe, len(train_data), len(test_data))
     eval_data = test_data
     if recipe.validation_split > 0:
@@ -188,7 +192,8 @@ def train(args: argparse.Namespace) -> int:
         test_loader = DeviceLoader(test_data, batch_size=recipe.batch_size, train=False)
         test_accuracy = evaluate(model, test_loader, tta_flip=recipe.tta).accuracy
     history.save(out / FILES["history"])
-    figure = plots.plot_history(history)
+    eval_label = "test" if eval_data is test_data else "validation"
+    figure = plots.plot_history(history, eval_label=eval_label)
     plots.save_figure(figure, out / FILES["curves"])
     plt.close(figure)
     _print_summary(history, model, test_accuracy, out, time.perf_counter() - started)

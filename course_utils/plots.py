@@ -19,6 +19,7 @@ import seaborn as sns
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 SYNTHETIC_NOTE = "synthetic stand-in data"
 
@@ -89,12 +90,12 @@ def _x_axis(history: Any, x: str) -> tuple[np.ndarray, str]:
     return seconds, "training time (s)"
 
 
-def _metric_lines(history: Any, metric: str) -> list[tuple[str, str | None, str]]:
+def _metric_lines(history: Any, metric: str, eval_label: str) -> list[tuple[str, str | None, str]]:
     """(epoch key, split label, line style) for each curve of ``metric`` in this history."""
     first = history.epochs[0]
     lines = [
-        (f"{split}_{metric}", split, style)
-        for split, style in (("train", "--"), ("test", "-"))
+        (f"{split}_{metric}", label, style)
+        for split, label, style in (("train", "train", "--"), ("test", eval_label, "-"))
         if any(epoch.get(f"{split}_{metric}") is not None for epoch in history.epochs)
     ]
     if not lines and metric in first:
@@ -113,9 +114,11 @@ def plot_history(
     x: str = "epoch",
     title: str | None = None,
     ax: Axes | Iterable[Axes] | None = None,
+    eval_label: str = "test",
 ) -> Figure:
     """Train (dashed) and test (solid) curves per metric, one panel per metric and one
-    colour per run; ``x="time"`` plots against training wall-clock time instead of epochs."""
+    colour per run; ``x="time"`` plots against training wall-clock time instead of epochs.
+    ``eval_label="validation"`` names the solid curves when fit evaluated a held-out split."""
     histories = _histories(history_or_list)
     metrics = (metrics,) if isinstance(metrics, str) else tuple(metrics)
     if x not in ("epoch", "time"):
@@ -130,11 +133,13 @@ def plot_history(
         panel_title, y_label, scale = METRIC_DISPLAY.get(metric, (metric, metric, 1.0))
         for history, color in zip(histories, colors, strict=True):
             xs, x_label = _x_axis(history, x)
-            for key, split, style in _metric_lines(history, metric):
+            for key, split, style in _metric_lines(history, metric, eval_label):
                 label = f"{history.name} {split}" if split else history.name
                 ys = _epoch_values(history, key, scale)
                 axis.plot(xs, ys, linestyle=style, color=color, marker=".", label=label)
         axis.set_title(_with_note(panel_title, note))
+        if x == "epoch":
+            axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_xlabel(x_label)
         axis.set_ylabel(y_label)
         axis.grid(alpha=0.3)

@@ -157,7 +157,8 @@ def fit(
     norm=...)``. ``amp``/``channels_last`` ("auto": on CUDA only) and ``compile`` speed up GPU
     runs. ``checkpoint``: a file written after every epoch; ``resume=True`` continues from it
     exactly. ``ema``: a decay (e.g. 0.999) to evaluate an exponential moving average of the
-    weights. A NaN/inf loss raises ``TrainingDiverged``.
+    weights; the model ends with those averaged weights. A NaN/inf loss raises
+    ``TrainingDiverged``.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}.")
@@ -235,7 +236,7 @@ def fit(
     )
     start_epoch = _resume(run, checkpoint) if resume else 0
 
-    steps = len(train_loader)
+    steps = min(len(train_loader), settings.MAX_STEPS or len(train_loader))
     run.bar = tqdm(
         total=epochs * steps,
         initial=start_epoch * steps,
@@ -261,6 +262,9 @@ def fit(
             )
             if checkpoint is not None:
                 _save(run, checkpoint, epoch + 1)
+    if averaged is not None:
+        # Hand back the averaged weights: they are what the history's test numbers measured.
+        model.load_state_dict(averaged.module.state_dict())
     return run.history
 
 

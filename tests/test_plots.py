@@ -173,3 +173,11 @@ def test_save_figure_creates_folders(tmp_path):
     figure = plots.plot_lr(fake_history())
     path = plots.save_figure(figure, tmp_path / "figures" / "lr.png")
     assert path.is_file() and path.stat().st_size > 0
+
+
+def test_eval_curves_can_be_named_validation():
+    history = fake_history("run", source="cifar10")
+    figure = plots.plot_history(history, eval_label="validation")
+    labels = figure.axes[0].get_legend_handles_labels()[1]
+    assert labels == ["run train", "run validation"]
+    plt.close(figure)
