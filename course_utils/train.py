@@ -179,10 +179,12 @@ def fit(
             optimizer, model.parameters(), lr, weight_decay, **(optimizer_kwargs or {})
         )
     base_lr = optimizer.param_groups[0]["lr"]
+    # Steps per epoch: the loader's batches, or fewer in a COURSE_MAX_STEPS dry run.
+    steps = min(len(train_loader), settings.MAX_STEPS or len(train_loader))
     schedule = schedule or "constant"
     schedule_name = schedule if isinstance(schedule, str) else type(schedule).__name__
     schedule = make_scheduler(  # a name is built; a Schedule or torch scheduler is wrapped
-        schedule, optimizer, epochs, len(train_loader), **(schedule_kwargs or {})
+        schedule, optimizer, epochs, steps, **(schedule_kwargs or {})
     )
     criterion = loss if loss is not None else nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     mixer = _make_mixer(mixup)
@@ -236,7 +238,6 @@ def fit(
     )
     start_epoch = _resume(run, checkpoint) if resume else 0
 
-    steps = min(len(train_loader), settings.MAX_STEPS or len(train_loader))
     run.bar = tqdm(
         total=epochs * steps,
         initial=start_epoch * steps,

@@ -351,4 +351,5 @@ def test_max_steps_setting_caps_training_and_evaluation(loaders, monkeypatch):
     model = tiny_model()
     history = quiet_fit(model, train, test, epochs=2)
     assert len(history.step_loss) == 4  # 2 epochs x 2 steps, whatever len(train) is
+    assert history.step_lr[-1] < 0.01 * max(history.step_lr)  # one-cycle annealed in 4 steps
     assert len(evaluate(model, test).targets) == 2 * test.batch_size

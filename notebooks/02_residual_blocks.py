@@ -1,0 +1,709 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: -all
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 02 · Residual blocks
+#
+# Every model in this course is a stack of *residual blocks*. A block does not learn its
+# output directly: it learns a correction `F(x)` that is **added** to its input. This one
+# addition is what lets a 56-layer network train as easily as a 20-layer one.
+#
+# **What you will learn**
+# - the residual equation and the basic block, written from scratch and checked against
+#   the course's `BasicBlock`;
+# - why shortcuts matter: a plain deep network next to the same network with shortcuts,
+#   gradient norms at initialisation and training loss side by side;
+# - what a shortcut does when the shape changes, and the bottleneck block;
+# - the block variants the student reports tried: LeakyReLU (`rout`) and dropout inside
+#   the block (`pillai`);
+# - how to write your own block and train a ResNet made of it.
+#
+# **Reports revisited.** Three of the five reports build their networks from basic blocks
+# (`merabishvili`, `sudrik`, `wang`), `rout` uses bottleneck blocks with LeakyReLU, and
+# `pillai` puts dropout inside every block. Their models are rebuilt in `course_utils.zoo`.
+
+# %%
+import subprocess
+import sys
+
+REPO_URL = "https://github.com/compact-resnet-course/cifar10-resnet-course"
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+{REPO_URL}"], check=True)
+
+from course_utils import settings
+
+settings.describe()
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+from matplotlib.ticker import MaxNLocator, StrMethodFormatter
+from torch import nn
+
+from course_utils import models, params, plots, zoo
+from course_utils.data import CIFAR10_MEAN, CIFAR10_STD, cifar10
+from course_utils.loader import DeviceLoader, normalize
+from course_utils.train import fit
+
+device = settings.get_device()
+
+# %% [markdown]
+# ## Parameters
+#
+# Every size and epoch count of this lecture. Depths count the layers with weights:
+# the stem conv, two convs per block and the classifier, so `depth = 6 * n + 2` for `n`
+# blocks in each of the three stages (ResNet-20 has `n = 3`, ResNet-56 has `n = 9`).
+
+# %%
+from course_utils.settings import SMOKE
+
+if SMOKE:  # CI on a CPU: tiny data, thin and shallow networks, a few dozen steps
+    TRAIN_IMAGES, TEST_IMAGES = 1_024, 500
+    WIDTHS = (8, 16, 32)  # channels of the three stages
+    DEPTHS = (8, 20)  # the shallow and the deep network of the experiment
+    EPOCHS = 3
+    BATCH_SIZE = 64
+    GRAD_BATCH, GRAD_SEEDS = 32, 2  # images and initialisations for the gradient plot
+else:  # full mode, as in the ResNet paper's CIFAR-10 study
+    TRAIN_IMAGES, TEST_IMAGES = 50_000, 10_000
+    WIDTHS = (16, 32, 64)
+    DEPTHS = (20, 56)
+    EPOCHS = 10
+    BATCH_SIZE = 128
+    GRAD_BATCH, GRAD_SEEDS = 128, 3
+LR = 0.1  # peak learning rate of SGD with Nesterov momentum and a one-cycle schedule
+EDIT_DEPTH = DEPTHS[0]  # depth of the ResNet built from your own block
+# Full mode trains about 1.1 PFLOPs (printed below). Estimate, not a measurement: thin
+# CIFAR ResNets keep an A100 at roughly 5-10 TFLOP/s, so about 2-4 minutes of training.
+
+# %% [markdown]
+# ## The data
+#
+# CIFAR-10 when it is on disk or downloadable, otherwise the synthetic stand-in (the line
+# below says which). The training loader shuffles and augments (random crop, flip) on the
+# training device; the test loader does neither.
+
+# %%
+train_data = cifar10("train", n=TRAIN_IMAGES)
+test_data = cifar10("test", n=TEST_IMAGES)
+train_loader = DeviceLoader(train_data, batch_size=BATCH_SIZE, device=device)
+test_loader = DeviceLoader(test_data, batch_size=2 * BATCH_SIZE, train=False, device=device)
+NOTE = plots.source_note(train_data.source)  # "synthetic stand-in data", or None
+print(train_data, test_data, sep="\n")
+
+
+def titled(title: str) -> str:
+    """A figure title, with a second line naming the synthetic stand-in when it is used."""
+    return f"{title}\n({NOTE})" if NOTE else title
+
+
+compute = {}  # training PFLOPs of every run in this lecture
+
+
+def count_compute(name: str, model: nn.Module, epochs: int) -> float:
+    """Record and print the training compute of one run: 3 x forward FLOPs x images."""
+    pflops = params.training_flops(model, epochs * len(train_data)) / 1e15
+    compute[name] = pflops
+    print(f"{name}: {params.count_parameters(model):,} parameters, {pflops:.4f} PFLOPs")
+    return pflops
+
+
+# %% [markdown]
+# ## 1. The residual equation
+#
+# A plain layer stack learns a mapping `H(x)` directly. A residual block learns only the
+# difference from its input and adds the input back through a *shortcut*:
+#
+# $$ y = \sigma\big(F(x) + x\big), \qquad F(x) = \mathrm{BN}(W_2 * \sigma(\mathrm{BN}(W_1 * x))) $$
+#
+# where `*` is a 3x3 convolution and $\sigma$ the activation (ReLU). If the best thing a
+# block can do is nothing, it only has to drive `F` to zero, which is easy; a plain stack
+# has to learn the identity with its convolutions, which is hard. The picture:
+
+
+# %%
+def draw_block(ax, title: str, layers: list[str], shortcut: str) -> None:
+    """Draw a residual block left to right: input, layer boxes, the addition, the
+    activation and the output, with the shortcut running above the boxes to the addition."""
+    step = 1.75
+    add_x = step * (len(layers) + 1)
+    # (position, label, box style) of every element on the main path.
+    parts = [(0.0, "x", "end")]
+    parts += [(step * (i + 1), label, "layer") for i, label in enumerate(layers)]
+    parts += [(add_x, "+", "add"), (add_x + 1.3, "ReLU", "act"), (add_x + 2.4, "y", "end")]
+    boxes = {
+        "end": {"boxstyle": "square,pad=0.3", "facecolor": "none", "edgecolor": "none"},
+        "layer": {"boxstyle": "round,pad=0.5", "facecolor": "#dbe9f6", "edgecolor": "0.3"},
+        "add": {"boxstyle": "circle,pad=0.2", "facecolor": "white", "edgecolor": "0.3"},
+        "act": {"boxstyle": "round,pad=0.5", "facecolor": "#e3f1dc", "edgecolor": "0.3"},
+    }
+    fonts = {"end": 14, "layer": 9, "add": 12, "act": 9}
+    texts = [
+        ax.text(x, 0, label, ha="center", va="center", fontsize=fonts[style], bbox=boxes[style])
+        for x, label, style in parts
+    ]
+    for (x0, *_), (x1, *_), start, end in zip(parts, parts[1:], texts, texts[1:], strict=False):
+        arrow = {
+            "arrowstyle": "->",
+            "patchA": start.get_bbox_patch(),
+            "patchB": end.get_bbox_patch(),
+        }
+        ax.annotate("", xy=(x1, 0), xytext=(x0, 0), arrowprops=arrow)
+    ax.plot([0.0, 0.0, add_x], [0.15, 0.95, 0.95], color="tab:orange")
+    into_add = {
+        "arrowstyle": "->",
+        "color": "tab:orange",
+        "patchB": texts[len(layers) + 1].get_bbox_patch(),
+    }
+    ax.annotate("", xy=(add_x, 0), xytext=(add_x, 0.96), arrowprops=into_add)
+    ax.text(add_x / 2, 1.05, f"shortcut: {shortcut}", ha="center", va="bottom", color="tab:orange")
+    ax.set_xlim(-0.5, 9.8)
+    ax.set_ylim(-0.6, 1.45)
+    ax.set_title(title, loc="left", fontsize=10)
+    ax.axis("off")
+
+
+fig, axes = plt.subplots(2, 1, figsize=(9.5, 4.6))
+draw_block(
+    axes[0],
+    "Basic block (ResNet-18/34; merabishvili, sudrik, wang): y = ReLU(F(x) + x)",
+    ["3x3 conv\nstride s\nBN, ReLU", "3x3 conv\nBN"],
+    "identity, or 1x1 conv + BN when the shape changes",
+)
+draw_block(
+    axes[1],
+    "Bottleneck block (ResNet-50; rout): squeeze to m channels, 3x3 at m, expand to 4m",
+    ["1x1 conv\nC -> m\nBN, ReLU", "3x3 conv\nm -> m, stride s\nBN, ReLU", "1x1 conv\nm -> 4m\nBN"],
+    "identity, or 1x1 conv + BN when the shape changes",
+)
+fig.suptitle("Residual blocks: the main path F(x) plus a shortcut, then the activation")
+fig.tight_layout()
+
+# %% [markdown]
+# ### Build: a basic block from scratch
+#
+# Two 3x3 convolutions with BatchNorm (the convs need no bias: BN's shift replaces it),
+# and the shortcut. When the block halves the image (`stride=2`) or changes the number of
+# channels, `x` cannot be added as it is: a 1x1 convolution with the same stride (plus BN)
+# reshapes it. That is the *projection shortcut* (section 3).
+
+
+# %%
+class BasicBlockFromScratch(nn.Module):
+    """y = act(BN(conv(act(BN(conv(x))))) + shortcut(x)), written out in full."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, stride: int = 1, activation=nn.ReLU
+    ) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.act1 = activation()
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        if stride == 1 and in_channels == out_channels:
+            self.shortcut = nn.Identity()
+        else:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
+                nn.BatchNorm2d(out_channels),
+            )
+        self.act2 = activation()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.act1(self.bn1(self.conv1(x)))  # F's first layer
+        out = self.bn2(self.conv2(out))  # F's second layer: no activation yet
+        return self.act2(out + self.shortcut(x))  # add the input back, then activate
+
+
+# %% [markdown]
+# ### Check: the same output as `course_utils.models.BasicBlock`
+#
+# Copy the package block's weights into ours and feed both the same input, once with the
+# identity shortcut and once with a projection (16 -> 32 channels, stride 2). The outputs
+# must agree in training mode (BN uses the batch's statistics) and in evaluation mode (BN
+# uses its running statistics, which we first fill by running a few batches).
+
+# %%
+torch.manual_seed(0)
+for in_channels, out_channels, stride in [(16, 16, 1), (16, 32, 2)]:
+    reference = models.BasicBlock(in_channels, out_channels, stride)
+    ours = BasicBlockFromScratch(in_channels, out_channels, stride)
+    ours.load_state_dict(reference.state_dict())  # same names, so every weight finds its place
+    x = torch.randn(8, in_channels, 16, 16)
+    for _ in range(3):  # training mode: batch statistics (also updates the running ones)
+        assert torch.allclose(ours(x), reference(x), atol=1e-6)
+    ours.eval()
+    reference.eval()
+    out = ours(x)
+    assert torch.allclose(out, reference(x), atol=1e-6)
+    assert out.shape == (8, out_channels, 16 // stride, 16 // stride)
+    print(f"{in_channels}->{out_channels}, stride {stride}: same output {tuple(out.shape)}")
+
+# %% [markdown]
+# **What to notice**
+# - The block is a handful of lines: all of the idea is in `out + self.shortcut(x)`.
+# - The state dicts line up name for name, so `load_state_dict` fails loudly if our block
+#   had a layer more or less than the package's.
+# - A stride-2 block halves height and width and (here) doubles the channels: the usual
+#   rule that keeps the computation per layer roughly constant.
+
+# %% [markdown]
+# ## 2. Why shortcuts: plain versus residual
+#
+# He et al. (2016) found that a deeper *plain* network (the same layers, no shortcuts) reaches
+# a **higher training error** than a shallower one, even with BatchNorm. That is not
+# overfitting (the training error is worse) but an optimisation problem: a deep stack of
+# layers is hard to train. With shortcuts, the deeper network trains at least as well.
+#
+# We rebuild their experiment: the same thin three-stage CIFAR network at two depths, each
+# once plain and once residual. The plain block is the basic block with the addition
+# removed; the course's `ResNet` accepts any block class, so that is all we need.
+
+
+# %%
+class PlainBlock(nn.Module):
+    """The basic block without its shortcut: y = act(BN(conv(act(BN(conv(x))))))."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, stride: int = 1, activation=nn.ReLU
+    ) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.act1 = activation()
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.act2 = activation()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act2(self.bn2(self.conv2(self.act1(self.bn1(self.conv1(x))))))
+
+
+def thin_net(depth: int, block, seed: int = 0) -> models.ResNet:
+    """The CIFAR network of the ResNet paper: 3 stages of (depth - 2) / 6 blocks each."""
+    if (depth - 2) % 6:
+        raise ValueError(f"depth must be 6 * n + 2 (8, 14, 20, 56, ...), got {depth}.")
+    torch.manual_seed(seed)
+    return models.ResNet([(depth - 2) // 6] * 3, WIDTHS, block=block)
+
+
+def weight_layers(model: nn.Module) -> list[nn.Module]:
+    """The convs and the linear layer on the main path, input to output (no shortcuts)."""
+    return [
+        module
+        for name, module in model.named_modules()
+        if isinstance(module, (nn.Conv2d, nn.Linear)) and "shortcut" not in name
+    ]
+
+
+BLOCKS = {"plain": PlainBlock, "residual": models.BasicBlock}
+RUNS = {f"{kind}-{depth}": (kind, depth) for depth in DEPTHS for kind in BLOCKS}
+nets = {name: thin_net(depth, BLOCKS[kind]) for name, (kind, depth) in RUNS.items()}
+for name, (_, depth) in RUNS.items():
+    layers = len(weight_layers(nets[name]))
+    assert layers == depth, f"{name} has {layers} weight layers, expected {depth}"
+    count = params.count_parameters(nets[name])
+    extra = count - params.count_parameters(nets[f"plain-{depth}"])
+    print(f"{name:12s} {count:>9,} parameters ({extra:+,} in shortcuts)")
+
+
+# %% [markdown]
+# The two projection shortcuts (where stages 2 and 3 start) are the only parameters the
+# residual networks have on top of the plain ones, a few percent at most. Any difference
+# in how they train comes from the additions, not from size.
+#
+# ### Gradient norms at initialisation
+#
+# Before any training, push one batch through each network, backpropagate the loss and
+# measure the size of the gradient of every layer's weights, from the input (layer 1) to
+# the classifier. Training goes well when every layer gets a gradient of a useful size.
+# Each curve is the mean over a few random initialisations, so that one unlucky draw does
+# not decide the picture.
+
+
+# %%
+def gradient_norms(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
+    """The norm of the loss gradient of each main-path layer's weight, input to output."""
+    model.train()
+    model.zero_grad()
+    F.cross_entropy(model(images), labels).backward()
+    return np.array([layer.weight.grad.norm().item() for layer in weight_layers(model)])
+
+
+grad_images = normalize(train_data.images[:GRAD_BATCH], CIFAR10_MEAN, CIFAR10_STD)
+grad_labels = train_data.labels[:GRAD_BATCH]
+norms = {}
+for name, (kind, depth) in RUNS.items():
+    draws = [
+        gradient_norms(thin_net(depth, BLOCKS[kind], seed), grad_images, grad_labels)
+        for seed in range(GRAD_SEEDS)
+    ]
+    norms[name] = np.mean(draws, axis=0)
+
+COLORS = dict(zip(DEPTHS, ("tab:blue", "tab:red"), strict=True))  # one colour per depth
+STYLES = {"plain": "--", "residual": "-"}  # dashed: plain, solid: residual
+fig, ax = plt.subplots(figsize=(8, 4.2))
+for name, (kind, depth) in RUNS.items():
+    layer = np.arange(1, depth + 1)
+    ax.plot(layer, norms[name], STYLES[kind], marker=".", color=COLORS[depth], label=name)
+ax.set_yscale("log")
+ax.set_xlabel("layer (1 = stem conv, last = classifier)")
+ax.set_ylabel("gradient norm ||dL/dW|| (log scale)")
+ax.set_title(titled(f"Gradient norm per layer at initialisation (mean of {GRAD_SEEDS} inits)"))
+ax.grid(alpha=0.3, which="both")
+ax.legend(title="network")
+fig.tight_layout()
+for name in RUNS:
+    print(
+        f"{name:12s} first conv / last conv gradient norm: {norms[name][0] / norms[name][-2]:.1f}"
+    )
+
+# %% [markdown]
+# **What to notice**
+# - In the plain networks (dashed) the gradient *grows* from the classifier back to the
+#   input, and the deeper the network, the steeper: at 56 layers (full mode) the first
+#   conv gets a gradient hundreds of times larger than the last. With BatchNorm the
+#   problem of a deep plain net is not vanishing but exploding gradients at the input
+#   end, so no single learning rate suits all its layers.
+# - With shortcuts (solid) the curves are much flatter: each block adds its own small
+#   contribution to a signal the shortcuts carry through unchanged, in both directions.
+# - The printed ratios say the same in one number per network (the first conv's gradient
+#   norm over the last conv's). The last point of each curve is the classifier, a
+#   different kind of layer: compare the convolutions.
+
+# %% [markdown]
+# ### Train all four
+#
+# Same data, optimiser (SGD with Nesterov momentum, one-cycle learning rate), epochs and
+# seed for every network. The cell prints each run's training compute.
+
+# %%
+histories = {}
+for name, net in nets.items():
+    count_compute(name, net, EPOCHS)
+    histories[name] = fit(net, train_loader, test_loader, epochs=EPOCHS, lr=LR, seed=0, name=name)
+print(f"this cell: {sum(compute[name] for name in nets):.4f} PFLOPs")
+
+
+# %%
+def smoothed(values: list[float], window: int) -> np.ndarray:
+    """Moving average over ``window`` steps (the per-step loss is noisy)."""
+    return np.convolve(values, np.ones(window) / window, mode="valid")
+
+
+fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(12, 4.2))
+shortest = min(len(history.step_loss) for history in histories.values())
+window = min(shortest, max(5, shortest // 25))  # steps averaged into each point
+for name, (kind, depth) in RUNS.items():
+    history, style = histories[name], {"linestyle": STYLES[kind], "color": COLORS[depth]}
+    steps_per_epoch = len(history.step_loss) / len(history.epochs)
+    epochs_done = np.arange(window, len(history.step_loss) + 1) / steps_per_epoch
+    ax_loss.plot(epochs_done, smoothed(history.step_loss, window), label=name, **style)
+    epochs = [row["epoch"] for row in history.epochs]
+    accuracy = [100 * row["test_acc"] for row in history.epochs]
+    ax_acc.plot(epochs, accuracy, marker="o", label=name, **style)
+ax_loss.set_xlabel("epoch")
+ax_loss.set_ylabel(f"training loss (cross-entropy, mean of {window} steps)")
+ax_loss.set_title(titled("Training loss: plain (dashed) vs residual (solid)"))
+ax_acc.set_xlabel("epoch")
+ax_acc.set_ylabel("test accuracy (%)")
+ax_acc.set_title(titled("Test accuracy after each epoch"))
+ax_acc.xaxis.set_major_locator(MaxNLocator(integer=True))
+for ax in (ax_loss, ax_acc):
+    ax.grid(alpha=0.3)
+    ax.legend(title="network")
+fig.tight_layout()
+
+# %% [markdown]
+# **What to notice**
+# - Compare the two dashed lines: on CIFAR-10 in full mode the deeper plain network ends
+#   with a *higher* training loss than the shallower plain one. More layers made the
+#   network worse at fitting its own training data: the degradation problem.
+# - Compare the solid lines: with shortcuts the deeper network fits at least as well as
+#   the shallower one, for the price of two small projection shortcuts.
+# - In smoke mode (a few dozen steps on the stand-in data) the curves are short and noisy;
+#   trust the full-mode run for the conclusion.
+
+# %% [markdown]
+# ## 3. When the shape changes: projection shortcuts
+#
+# The first block of stages 2 and 3 halves height and width (stride 2) and doubles the
+# channels, so `x` and `F(x)` no longer have the same shape and cannot be added. Two fixes:
+#
+# - **projection** (option B of the paper, used by `models.BasicBlock` and most reports): a
+#   1x1 convolution with stride 2 from `C_in` to `C_out` channels, plus BN;
+# - **padding** (option A, no parameters): keep every second pixel and fill the new
+#   channels with zeros. `pillai`'s block does this and then applies a 1x1 `C_out x C_out`
+#   convolution (their summary table lists 64x64, 128x128 and 256x256 weights), which the
+#   course rebuilds as `zoo.PaddedProjection`.
+
+# %%
+x = torch.randn(2, 16, 32, 32)
+projection = models.shortcut(16, 32, stride=2)
+padded = zoo.PaddedProjection(16, 32, stride=2)
+for name, module in [
+    ("projection (1x1 conv + BN)", projection),
+    ("pillai's padding + 1x1", padded),
+]:
+    print(
+        f"{name:28s} {tuple(x.shape)} -> {tuple(module(x).shape)}, "
+        f"{params.count_parameters(module)} parameters"
+    )
+    assert module(x).shape == (2, 32, 16, 16)
+assert params.count_parameters(projection) == params.conv_params(1, 16, 32) + params.bn_params(32)
+assert params.count_parameters(padded) == params.conv_params(1, 32, 32) + params.bn_params(32)
+assert isinstance(models.shortcut(32, 32, stride=1), nn.Identity)  # same shape: no parameters
+
+# %% [markdown]
+# **What to notice**
+# - A projection costs `C_in x C_out` weights (1x1 kernel) plus `2 C_out` for BN: 576 here.
+#   There are only two of them in a three-stage network, so they barely count.
+# - pillai's version reads the zero-padded input, so its 1x1 weight is `C_out x C_out`:
+#   1,088 parameters here, for the same job.
+
+# %% [markdown]
+# ## 4. The bottleneck block
+#
+# Deep ImageNet ResNets (ResNet-50 and up) and `rout`'s CIFAR model use a *bottleneck*: a
+# 1x1 conv squeezes `C` channels down to `m`, the 3x3 conv works on `m` channels, and a
+# second 1x1 conv expands to `4m` (`Bottleneck.expansion = 4`). The expensive 3x3 runs on
+# a quarter of the channels. Compare one block with 256 channels in and out:
+
+# %%
+basic = models.BasicBlock(256, 256)
+bottleneck = models.Bottleneck(256, 64)  # m = 64 planes, 4 * 64 = 256 channels out
+by_hand = {
+    "basic block": 2 * params.conv_params(3, 256, 256) + 2 * params.bn_params(256),
+    "bottleneck": params.conv_params(1, 256, 64)
+    + params.conv_params(3, 64, 64)
+    + params.conv_params(1, 64, 256)
+    + 2 * params.bn_params(64)
+    + params.bn_params(256),
+}
+cost = {}
+for name, block in [("basic block", basic), ("bottleneck", bottleneck)]:
+    count = params.count_parameters(block)
+    assert count == by_hand[name], f"{name}: {count} != {by_hand[name]}"
+    assert block(torch.randn(1, 256, 8, 8)).shape == (1, 256, 8, 8)
+    cost[name] = (count, params.flops(block, (1, 256, 8, 8)))
+
+ratio = cost["basic block"][0] / cost["bottleneck"][0]
+fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+for ax, index, label, scale in [
+    (axes[0], 0, "Parameters", 1),
+    (axes[1], 1, "Forward MFLOPs per image (8x8 input)", 1e6),
+]:
+    bars = ax.bar(list(cost), [cost[name][index] / scale for name in cost])
+    for bar, color in zip(bars, ("tab:blue", "tab:green"), strict=True):
+        bar.set_color(color)
+    ax.bar_label(bars, fmt="{:,.0f}" if scale == 1 else "{:.1f}")
+    ax.margins(y=0.15)
+    ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+    ax.set_ylabel(label.split(" (")[0].lower().replace("mflops", "MFLOPs"))
+    ax.set_title(label)
+fig.suptitle(
+    f"One block, 256 channels in and out: the bottleneck is {ratio:.0f}x smaller and cheaper"
+)
+fig.tight_layout()
+
+# %% [markdown]
+# **What to notice**
+# - Same input and output shape, about 17 times fewer parameters and FLOPs: bottlenecks let
+#   ImageNet ResNets go deep and wide at once.
+# - On CIFAR under a 5M budget this matters less: `rout`'s bottleneck model (outputs
+#   256/512/1024 channels) reached the report's 86.968%, below the basic-block models of
+#   `merabishvili` (94.16% reported) and `sudrik` (94.12% reported), though the reports
+#   also differ in their recipes.
+
+# %% [markdown]
+# ## 5. Variants from the reports: LeakyReLU and dropout in the block
+#
+# - `rout` uses **LeakyReLU** everywhere and reports that it beat ReLU. LeakyReLU is
+#   `max(z, a z)` with a small slope `a` (PyTorch's default 0.01, which the zoo uses since
+#   the report names none): negative inputs keep a small gradient. In the course's `ResNet`
+#   it is one argument, `activation=nn.LeakyReLU`.
+# - `pillai` puts **dropout inside the block**, after each of the two BN layers
+#   (`zoo.DropoutBlock`). Dropout zeroes random activations while training and does nothing
+#   at evaluation time.
+#
+# Neither changes the parameter count (activations and dropout have no weights); the
+# shortcut is what differs in `pillai`'s blocks (section 3).
+
+# %%
+z = torch.linspace(-3, 3, 301)
+fig, ax = plt.subplots(figsize=(5.5, 3.4))
+ax.plot(z, nn.ReLU()(z), label="ReLU")
+ax.plot(z, nn.LeakyReLU()(z), "--", label="LeakyReLU (slope 0.01, rout)")
+ax.plot(z, nn.LeakyReLU(0.2)(z), ":", label="LeakyReLU (slope 0.2)")
+ax.set_xlabel("input z")
+ax.set_ylabel("activation(z)")
+ax.set_title("ReLU and LeakyReLU")
+ax.grid(alpha=0.3)
+ax.legend()
+fig.tight_layout()
+
+variants = {
+    "ReLU": models.ResNet([3, 3, 3], WIDTHS),
+    "LeakyReLU (rout)": models.ResNet([3, 3, 3], WIDTHS, activation=nn.LeakyReLU),
+    "dropout in block (pillai)": models.ResNet([3, 3, 3], WIDTHS, block=zoo.DropoutBlock),
+}
+counts = {name: params.count_parameters(net) for name, net in variants.items()}
+for name, count in counts.items():
+    print(f"{name:26s} {count:>9,} parameters")
+assert counts["LeakyReLU (rout)"] == counts["ReLU"]  # an activation has no weights
+
+block = zoo.DropoutBlock(16, 16, p=0.5)
+x = torch.randn(4, 16, 8, 8)
+assert not torch.equal(block(x), block(x))  # training: a new dropout mask every call
+block.eval()
+assert torch.equal(block(x), block(x))  # evaluation: dropout is off, the output is fixed
+print("DropoutBlock: random in training mode, deterministic in evaluation mode")
+
+# %% [markdown]
+# **What to notice**
+# - With the default slope 0.01 LeakyReLU is almost ReLU: the gain `rout` reports is small
+#   and comes from one run; try it yourself in the next section before believing it.
+# - The dropout network has a few more parameters than the ReLU one only because of its
+#   `C_out x C_out` shortcuts, not because of dropout.
+# - Dropout inside a block also adds noise to what the shortcut carries forward; most
+#   modern CIFAR recipes regularise with augmentation instead (lectures 01 and 05).
+
+# %% [markdown]
+# ## 6. Edit the block
+#
+# Below is **the cell you edit**. `MyBlock` starts as a basic block. Change it, run it and
+# the cell after it: that cell builds a ResNet of depth `EDIT_DEPTH` from your block,
+# trains it with the same settings as the residual network above and plots the two.
+#
+# Unedited, `MyBlock` is the basic block built from the same seed, so its curves cover the
+# basic block's (you see one colour); every edit shows as a gap between the two.
+#
+# Your block is built as `MyBlock(in_channels, out_channels, stride, activation)` and must
+# return `out_channels` channels with height and width divided by `stride`. Ideas:
+# a LeakyReLU, dropout between the convs, no final activation, a pre-activation block
+# (BN-ReLU-conv, BN-ReLU-conv, then the addition), or delete the shortcut.
+
+
+# %%
+# ========== EDIT THIS CELL: your residual block ==========
+class MyBlock(nn.Module):
+    """A residual block of your own (starts as the basic block)."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, stride: int = 1, activation=nn.ReLU
+    ) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.act1 = activation()
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.shortcut = models.shortcut(in_channels, out_channels, stride)
+        self.act2 = activation()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.act1(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.act2(out + self.shortcut(x))
+
+
+# ========== END OF THE CELL TO EDIT ==========
+
+# %%
+my_net = thin_net(EDIT_DEPTH, MyBlock)  # checks every block's output shape first
+count_compute("MyBlock", my_net, EPOCHS)
+my_history = fit(my_net, train_loader, test_loader, epochs=EPOCHS, lr=LR, seed=0, name="MyBlock")
+baseline = histories[f"residual-{EDIT_DEPTH}"]
+fig = plots.plot_history(
+    [baseline, my_history], title=f"Your block vs the basic block, both {EDIT_DEPTH} layers deep"
+)
+
+# %% [markdown]
+# ### A wrong-shaped block fails early, with a clear message
+#
+# The most common mistake: always adding `x` itself, forgetting that the first block of a
+# stage changes the shape. `ResNet` pushes one small dummy image through every block when
+# it is built, so the mistake shows up at once, naming the block and the expected shape,
+# instead of deep inside training.
+
+
+# %%
+class ForgotTheProjection(MyBlock):
+    """MyBlock with the identity as its shortcut everywhere: wrong where the shape changes."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.bn2(self.conv2(self.act1(self.bn1(self.conv1(x)))))
+        return self.act2(out + x)
+
+
+try:
+    thin_net(EDIT_DEPTH, ForgotTheProjection)
+except models.BlockShapeError as error:
+    print(error)
+else:
+    raise AssertionError("a block without projection shortcuts should have been rejected")
+
+# %% [markdown]
+# **What to notice**
+# - The message says which block failed (stage 2, block 1: the first that halves the image)
+#   and the rule every block must follow. Read it before the traceback.
+# - Any block with the right signature and shapes plugs into `ResNet`: that is how the
+#   course's zoo rebuilds all five reports' models from one class.
+
+# %% [markdown]
+# ## Compute used by this lecture
+
+# %%
+total = sum(compute.values())
+for name, pflops in compute.items():
+    print(f"{name:14s} {pflops:8.4f} PFLOPs")
+print(f"{'total':14s} {total:8.4f} PFLOPs of training ({'smoke' if SMOKE else 'full'} mode)")
+if not SMOKE:
+    assert total <= 15, f"this lecture trains {total:.1f} PFLOPs, over its 15 PFLOPs budget"
+
+# %% [markdown]
+# ## Try it
+#
+# 1. **Parameters cell**: set `DEPTHS = (20, 110)` (full mode; about 1.9 PFLOPs in all,
+#    still well within the budget). Does the plain 110-layer network train at all?
+# 2. **Edit-the-block cell**: delete `+ self.shortcut(x)` from `MyBlock.forward` (keep the
+#    shortcut module). You have rebuilt the plain block: does your final training loss now
+#    look like the dashed `plain` curve of the same depth in section 2?
+# 3. **Edit-the-block cell**: replace both `activation()` calls with `nn.LeakyReLU()`, as
+#    `rout` did. Then run the training cell twice with different `seed=`: is the difference
+#    to ReLU larger than the difference between two seeds?
+# 4. **Edit-the-block cell**: write a pre-activation block, `out = conv2(act(bn2(conv1(
+#    act(bn1(x))))))` followed by `out + shortcut(x)` and no final activation (He et al.,
+#    2016b). Note that `bn1` then normalises `in_channels` channels.
+# 5. **Gradient cell** (`gradient_norms`): divide each gradient norm by
+#    `layer.weight.norm()`, the relative step SGD takes in that layer, and compare plain and
+#    residual again.
+#
+# ## Summary
+#
+# - A residual block computes `y = act(F(x) + shortcut(x))`: it learns a correction to its
+#   input, and the identity is the easy default.
+# - When a block changes the shape, the shortcut becomes a 1x1 convolution with the same
+#   stride (a projection) or a zero-padded subsample; both are cheap.
+# - Without shortcuts, deeper is not better: the deeper plain network trains worse, and
+#   its gradients vary much more from layer to layer. With shortcuts, depth pays off.
+# - The bottleneck block trades a 3x3 conv on `C` channels for 1x1-3x3-1x1 on `C/4`, about
+#   17 times cheaper at the same width. The reports' variants (LeakyReLU, dropout in the
+#   block) add no weights.
+# - `course_utils.models.ResNet` takes any block class with the signature
+#   `block(in_channels, width, stride, activation)` and checks its shapes when it is built.
