@@ -112,7 +112,8 @@ def mixed_accuracy(
 ) -> torch.Tensor:
     """Training accuracy on a mixed batch, as a 0-dim tensor fraction: a prediction earns lam
     if it names the first label and 1 - lam if it names the second (what the loss rewards).
-    It stays well below clean accuracy by design (``sudrik``'s training accuracy was ~60%)."""
+    It stays below clean accuracy by design: no single prediction can earn both labels.
+    (``sudrik``'s ~60% training accuracy used another measure, the first label only.)"""
     predicted = logits.argmax(dim=1)
     correct_a = (predicted == y_a).float().mean()
     correct_b = (predicted == y_b).float().mean()

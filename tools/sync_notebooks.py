@@ -4,7 +4,8 @@ Edit ``notebooks/NN_topic.py`` (the reviewable file), then run
 ``python tools/sync_notebooks.py``: it writes ``NN_topic.ipynb`` and rewrites the twin in
 jupytext's canonical form, so that ``tests/test_notebook_pairs.py`` sees them in sync.
 Pass ``--from-ipynb`` after editing notebooks in Jupyter instead: the twins are then
-rebuilt from the notebooks (outputs are dropped either way).
+rebuilt from the notebooks (outputs are dropped either way). Name notebooks (``02`` or
+``02_residual_blocks``) to sync only those.
 """
 
 from __future__ import annotations
@@ -44,10 +45,15 @@ def sync(stem: Path, from_ipynb: bool) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--from-ipynb", action="store_true", help="rebuild twins from notebooks")
+    parser.add_argument("names", nargs="*", help="notebooks to sync, e.g. 02 (default: all)")
     args = parser.parse_args()
-    pattern = "[0-9]*.ipynb" if args.from_ipynb else "[0-9]*.py"
-    for path in sorted(NOTEBOOKS.glob(pattern)):
-        sync(path.with_suffix(""), args.from_ipynb)
+    suffix = ".ipynb" if args.from_ipynb else ".py"
+    patterns = [f"{name}*{suffix}" for name in args.names] or [f"[0-9]*{suffix}"]
+    stems = sorted({path.with_suffix("") for p in patterns for path in NOTEBOOKS.glob(p)})
+    if not stems:
+        raise SystemExit(f"no notebook matches {args.names} in {NOTEBOOKS}")
+    for stem in stems:
+        sync(stem, args.from_ipynb)
 
 
 if __name__ == "__main__":
