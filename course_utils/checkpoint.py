@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from course_utils import settings
+
 FORMAT_VERSION = 1
 _MAX_LISTED = 8
 
@@ -90,7 +92,7 @@ def load_checkpoint(
     if not path.is_file():
         raise FileNotFoundError(f"No checkpoint at {path}: check the path or train without resume.")
     if map_location is None:
-        map_location = _model_device(model)
+        map_location = settings.model_device(model)
     content = torch.load(path, map_location=map_location, weights_only=True)
     if not isinstance(content, dict) or "format_version" not in content:
         raise ValueError(f"{path} is not a course_utils checkpoint (no format_version entry).")
@@ -140,11 +142,6 @@ def _listing(items: list[str]) -> str:
     shown = ", ".join(items[:_MAX_LISTED])
     more = len(items) - _MAX_LISTED
     return f"{shown} (and {more} more)" if more > 0 else shown
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    first = next(iter(model.parameters()), None)
-    return first.device if first is not None else torch.device("cpu")
 
 
 def rng_state() -> dict:

@@ -44,6 +44,12 @@ def get_device() -> torch.device:
     return torch.device("cpu")
 
 
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device a model's weights live on (the CPU for a model without parameters)."""
+    first = next(iter(model.parameters()), None)
+    return first.device if first is not None else torch.device("cpu")
+
+
 def seed_everything(seed: int, deterministic: bool = False) -> None:
     """Seed Python, NumPy and torch; with ``deterministic`` also ask torch for
     deterministic kernels, so that two runs give bit-identical results (slower on GPU)."""

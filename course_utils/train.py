@@ -166,7 +166,7 @@ def fit(
         raise ValueError("resume=True needs checkpoint=<path> to resume from.")
     if seed is not None:
         seed_everything(seed)
-    device = torch.device(getattr(train_loader, "device", None) or _model_device(model))
+    device = torch.device(getattr(train_loader, "device", None) or settings.model_device(model))
     use_amp = _gpu_only(amp, "amp", device)
     use_channels_last = _gpu_only(channels_last, "channels_last", device)
     model.to(device)
@@ -478,11 +478,6 @@ def _describe_mixer(mixer: Mixer | None) -> dict | None:
     }
 
 
-def _model_device(model: nn.Module) -> torch.device:
-    first = next(iter(model.parameters()), None)
-    return first.device if first is not None else torch.device("cpu")
-
-
 @dataclass
 class Evaluation:
     """A model's results on one data set; ``confusion[i, j]`` counts images of true class
@@ -519,7 +514,7 @@ def evaluate(
     """Run ``model`` over ``loader`` (in eval mode, no gradients) and collect loss, accuracy,
     confusion matrix and probabilities. ``tta_flip`` averages the softmax of each image and
     its mirror image (test-time augmentation); ``amp`` ("auto": bf16 on CUDA) as in ``fit``."""
-    device = _model_device(model)
+    device = settings.model_device(model)
     use_amp = _gpu_only(amp, "amp", device)
     was_training = model.training
     model.eval()
@@ -576,7 +571,7 @@ def predict(
             "for an already normalised batch call the model directly."
         )
     batch = images.unsqueeze(0) if images.dim() == 3 else images
-    device = _model_device(model)
+    device = settings.model_device(model)
     x = normalize(batch.to(device), mean, std)
     was_training = model.training
     model.eval()

@@ -84,3 +84,10 @@ def test_gpu_expected_but_missing_gives_instructions():
     with pytest.raises(RuntimeError, match="Change runtime type"):
         settings.check_gpu(expected=True)
     assert settings.check_gpu(expected=False) is False
+
+
+def test_model_device_is_where_the_weights_are():
+    assert settings.model_device(torch.nn.Linear(2, 2)) == torch.device("cpu")
+    assert settings.model_device(torch.nn.ReLU()) == torch.device("cpu")  # no parameters
+    with torch.device("meta"):
+        assert settings.model_device(torch.nn.Linear(2, 2)).type == "meta"
