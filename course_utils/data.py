@@ -74,7 +74,10 @@ BATCH_MD5: dict[str, str] = {
     "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
     "test_batch": "40351d587109b95175f43aff81a1287e",
 }
+SPLITS = ("train", "validation", "test")  # the values of ImageData.split
 SYNTHETIC_SIZES = {"train": 50_000, "test": 10_000}
+OFFICIAL_PROVENANCE = "official CIFAR-10 python release (md5-checked)"
+SYNTHETIC_PROVENANCE = "synthetic stand-in (not CIFAR-10)"
 DOWNLOAD_TIMEOUT_S = 30.0  # longest silence tolerated from the server during a download
 REACHABLE_TIMEOUT_S = 3.0  # how long source="auto" waits to decide whether we are online
 NOISE_BANK = 1024  # distinct noise tiles the synthetic generator draws from
@@ -93,14 +96,16 @@ class ImageData:
     """A labelled image set kept as uint8 tensors, with its class names and provenance.
 
     ``source`` is "cifar10" or "synthetic" (plots and histories label results with it);
-    ``train`` says whether the images come from the training split.
+    ``split`` is "train", "validation" (held out of the training split by ``holdout``) or
+    "test"; ``provenance`` is a short sentence saying where the pixels came from.
     """
 
     images: Tensor
     labels: Tensor
     classes: tuple[str, ...]
     source: str
-    train: bool
+    split: str
+    provenance: str = ""
 
     def __post_init__(self) -> None:
         self.classes = tuple(self.classes)
@@ -134,32 +139,45 @@ class ImageData:
             )
         if self.source not in ("cifar10", "synthetic"):
             raise ValueError(f"source must be 'cifar10' or 'synthetic', got {self.source!r}.")
+        if not isinstance(self.split, str) or self.split not in SPLITS:
+            hint = " (the old train=True/False flag is now split='train'/'test')"
+            raise ValueError(
+                f"split must be 'train', 'validation' or 'test', got {self.split!r}"
+                f"{hint if isinstance(self.split, bool) else ''}."
+            )
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def __repr__(self) -> str:
-        split = "train" if self.train else "test"
         shape = "x".join(str(size) for size in self.images.shape[1:])
         return (
-            f"ImageData({self.source} {split}: {len(self)} images of {shape}, "
+            f"ImageData({self.source} {self.split}: {len(self)} images of {shape}, "
             f"{len(self.classes)} classes)"
         )
 
-    def _take(self, index: Tensor) -> ImageData:
+    def _take(self, index: Tensor, split: str | None = None) -> ImageData:
         images, labels = self.images[index].clone(), self.labels[index].clone()
-        return ImageData(images, labels, self.classes, self.source, self.train)
+        return ImageData(
+            images, labels, self.classes, self.source, split or self.split, self.provenance
+        )
 
     def subset(self, n: int) -> ImageData:
-        """The first ``n`` images (a copy). Both sources store images in random class order,
+        """The first ``n`` images (a copy). Every source stores images in random class order,
         so the first n are close to class-balanced."""
         if not 1 <= n <= len(self):
             raise ValueError(f"subset(n) needs 1 <= n <= {len(self)} (the set's size), got {n}.")
         return self._take(torch.arange(n))
 
-    def split(self, fraction: float, seed: int) -> tuple[ImageData, ImageData]:
-        """Randomly hold out ``fraction`` of the images, e.g. a validation set:
-        returns ``(rest, held_out)``, each keeping the original order. Seeded, so reproducible."""
+    def holdout(self, fraction: float, seed: int) -> tuple[ImageData, ImageData]:
+        """Randomly hold out ``fraction`` of a training split as a validation set: returns
+        ``(train_part, validation_part)``, split "train" and "validation", each keeping the
+        original order. Seeded, so reproducible."""
+        if self.split != "train":
+            raise ValueError(
+                f"holdout carves a validation set out of the training split, but this is the "
+                f"{self.split} split; call it on cifar10('train', ...)."
+            )
         if not 0.0 < fraction < 1.0:
             raise ValueError(
                 f"fraction is the share to hold out and must be between 0 and 1, got {fraction}."
@@ -173,7 +191,7 @@ class ImageData:
         generator = torch.Generator().manual_seed(seed)
         order = torch.randperm(len(self), generator=generator)
         held, rest = order[:n_held].sort().values, order[n_held:].sort().values
-        return self._take(rest), self._take(held)
+        return self._take(rest), self._take(held, split="validation")
 
 
 # --------------------------------------------------------------------------- dispatcher
@@ -203,27 +221,26 @@ def cifar10(
         )
     if n is not None and n < 1:
         raise ValueError(f"n is the number of images to keep and must be at least 1, got {n}.")
-    train = split == "train"
     folder = Path(root).expanduser() if root is not None else settings.data_root()
     if source == "cifar10" or (source == "auto" and _on_disk(folder)):
-        return _real_cifar10(folder, train, n)
+        return _real_cifar10(folder, split, n)
     if source == "auto":
         problem = "no internet"
         if _reachable(_resolve_source(None)):
             try:
-                return _real_cifar10(folder, train, n)
+                return _real_cifar10(folder, split, n)
             except DataNotFoundError:
                 problem = "the download failed"
         print(
             f"CIFAR-10 not found in {folder} and {problem}: using the synthetic stand-in "
             "(10 made-up classes); see data/README.md"
         )
-    return synthetic_cifar10(n or SYNTHETIC_SIZES[split], seed=seed, train=train)
+    return synthetic_cifar10(n or SYNTHETIC_SIZES[split], seed=seed, split=split)
 
 
-def _real_cifar10(root: Path, train: bool, n: int | None) -> ImageData:
-    images, labels = load_cifar10(root, train=train)
-    data = ImageData(images, labels, CIFAR10_CLASSES, "cifar10", train)
+def _real_cifar10(root: Path, split: str, n: int | None) -> ImageData:
+    images, labels = load_cifar10(root, train=split == "train")
+    data = ImageData(images, labels, CIFAR10_CLASSES, "cifar10", split, OFFICIAL_PROVENANCE)
     return data.subset(n) if n is not None and n < len(data) else data
 
 
@@ -479,7 +496,7 @@ def channel_stats(
 # --------------------------------------------------------------------------- synthetic stand-in
 
 
-def synthetic_cifar10(n: int, seed: int = 0, train: bool = True) -> ImageData:
+def synthetic_cifar10(n: int, seed: int = 0, split: str = "train") -> ImageData:
     """A CIFAR-10-shaped stand-in for offline use and CI: ``n`` 32x32 colour images of 10
     made-up classes (``SYNTHETIC_CLASSES``: shapes and textures).
 
@@ -487,11 +504,13 @@ def synthetic_cifar10(n: int, seed: int = 0, train: bool = True) -> ImageData:
     random position and size, in random colours on a random shaded background, with noise.
     A small CNN learns it within a few hundred steps; a linear model on raw pixels does much
     worse. Classes survive horizontal flips and small shifts, so crop/flip augmentation stays
-    valid. Deterministic in (n, seed, train); train and test use different random streams.
+    valid. Deterministic in (n, seed, split); "train" and "test" use different random streams.
     """
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
     if n < 1:
         raise ValueError(f"n is the number of images to generate and must be at least 1, got {n}.")
-    generator = torch.Generator().manual_seed(2 * seed + (0 if train else 1))
+    generator = torch.Generator().manual_seed(2 * seed + (0 if split == "train" else 1))
     classes = len(SYNTHETIC_CLASSES)
     labels = (torch.arange(n) % classes)[torch.randperm(n, generator=generator)]
     # Offsets of every pixel from each image's shape centre, and each shape's size (pixels).
@@ -505,7 +524,7 @@ def synthetic_cifar10(n: int, seed: int = 0, train: bool = True) -> ImageData:
         mask[index] = _shape_mask(label, dx[index], dy[index], size[index], generator)
     # Painting in chunks keeps the float intermediates small (50,000 images would need ~2 GB).
     images = torch.cat([_paint(chunk, generator) for chunk in mask.split(8192)])
-    return ImageData(images, labels, SYNTHETIC_CLASSES, "synthetic", train)
+    return ImageData(images, labels, SYNTHETIC_CLASSES, "synthetic", split, SYNTHETIC_PROVENANCE)
 
 
 def _uniform(low: float, high: float, count: int, generator: torch.Generator) -> Tensor:

@@ -230,7 +230,7 @@ def test_auto_uses_real_data_on_disk(tmp_path, fake_cifar):
     tarball, expected = fake_cifar
     root = _root_with_tarball(tmp_path, tarball)
     test = cifar10("test", source="auto", n=5, root=root)
-    assert test.source == "cifar10" and not test.train and test.classes == CIFAR10_CLASSES
+    assert test.source == "cifar10" and test.split == "test" and test.classes == CIFAR10_CLASSES
     assert torch.equal(test.labels, _expected_split(expected, False)[1][:5])
 
 
@@ -268,21 +268,21 @@ def _indexed_data(n: int) -> ImageData:
     """Images whose first pixel holds their index, so copies can be traced back."""
     images = torch.zeros(n, 3, 32, 32, dtype=torch.uint8)
     images[:, 0, 0, 0] = torch.arange(n, dtype=torch.uint8)
-    return ImageData(images, torch.arange(n) % 10, CIFAR10_CLASSES, "cifar10", True)
+    return ImageData(images, torch.arange(n) % 10, CIFAR10_CLASSES, "cifar10", "train")
 
 
 def test_image_data_validates_its_fields():
     images, labels = torch.zeros(4, 3, 32, 32, dtype=torch.uint8), torch.zeros(4, dtype=torch.long)
     with pytest.raises(TypeError, match="uint8"):
-        ImageData(images.float(), labels, CIFAR10_CLASSES, "cifar10", True)
+        ImageData(images.float(), labels, CIFAR10_CLASSES, "cifar10", "train")
     with pytest.raises(ValueError, match=r"\[N, 3, H, W\]"):
-        ImageData(images.permute(0, 2, 3, 1), labels, CIFAR10_CLASSES, "cifar10", True)
+        ImageData(images.permute(0, 2, 3, 1), labels, CIFAR10_CLASSES, "cifar10", "train")
     with pytest.raises(TypeError, match="int64"):
-        ImageData(images, labels.int(), CIFAR10_CLASSES, "cifar10", True)
+        ImageData(images, labels.int(), CIFAR10_CLASSES, "cifar10", "train")
     with pytest.raises(ValueError, match="length"):
-        ImageData(images, labels[:3], CIFAR10_CLASSES, "cifar10", True)
+        ImageData(images, labels[:3], CIFAR10_CLASSES, "cifar10", "train")
     with pytest.raises(ValueError, match="0..9"):
-        ImageData(images, labels + 10, CIFAR10_CLASSES, "cifar10", True)
+        ImageData(images, labels + 10, CIFAR10_CLASSES, "cifar10", "train")
     with pytest.raises(ValueError, match="source"):
         ImageData(images, labels, CIFAR10_CLASSES, "imagenet", True)
 
@@ -294,17 +294,34 @@ def test_subset_takes_the_first_images():
         _indexed_data(50).subset(51)
 
 
-def test_split_is_a_seeded_partition():
+def test_image_data_carries_its_split_and_provenance():
+    images, labels = torch.zeros(4, 3, 32, 32, dtype=torch.uint8), torch.zeros(4, dtype=torch.long)
+    data_ = ImageData(images, labels, CIFAR10_CLASSES, "cifar10", "test", "from a test")
+    assert repr(data_) == "ImageData(cifar10 test: 4 images of 3x32x32, 10 classes)"
+    assert data_.subset(2).split == "test" and data_.subset(2).provenance == "from a test"
+    assert ImageData(images, labels, CIFAR10_CLASSES, "cifar10", "train").provenance == ""
+    with pytest.raises(ValueError, match="'train', 'validation' or 'test'"):
+        ImageData(images, labels, CIFAR10_CLASSES, "cifar10", "val")
+    with pytest.raises(ValueError, match="split='train'"):  # the old boolean train flag
+        ImageData(images, labels, CIFAR10_CLASSES, "cifar10", True)
+
+
+def test_holdout_is_a_seeded_partition_into_train_and_validation():
     full = _indexed_data(100)
-    rest, held = full.split(0.2, seed=3)
+    full.provenance = "indexed"
+    rest, held = full.holdout(0.2, seed=3)
     assert (len(rest), len(held)) == (80, 20)
+    assert (rest.split, held.split) == ("train", "validation")
+    assert rest.provenance == held.provenance == "indexed"
     ids_rest, ids_held = rest.images[:, 0, 0, 0].long(), held.images[:, 0, 0, 0].long()
     assert sorted(ids_rest.tolist() + ids_held.tolist()) == list(range(100))
     assert torch.equal(held.labels, ids_held % 10)  # labels stay with their images
-    assert torch.equal(full.split(0.2, seed=3)[1].images, held.images)
-    assert not torch.equal(full.split(0.2, seed=4)[1].images, held.images)
+    assert torch.equal(full.holdout(0.2, seed=3)[1].images, held.images)
+    assert not torch.equal(full.holdout(0.2, seed=4)[1].images, held.images)
     with pytest.raises(ValueError, match="between 0 and 1"):
-        full.split(1.5, seed=0)
+        full.holdout(1.5, seed=0)
+    with pytest.raises(ValueError, match="training split"):  # never a validation set from test
+        held.holdout(0.5, seed=0)
 
 
 # --------------------------------------------------------------------------- synthetic
@@ -313,14 +330,17 @@ def test_split_is_a_seeded_partition():
 def test_synthetic_shapes_names_and_determinism():
     first = synthetic_cifar10(200, seed=5)
     assert first.images.shape == (200, 3, 32, 32) and first.images.dtype == torch.uint8
-    assert first.labels.dtype == torch.int64 and first.source == "synthetic" and first.train
+    assert first.labels.dtype == torch.int64 and first.source == "synthetic"
+    assert first.split == "train" and first.provenance == "synthetic stand-in (not CIFAR-10)"
     assert first.classes == SYNTHETIC_CLASSES and not set(first.classes) & set(CIFAR10_CLASSES)
     assert torch.bincount(first.labels).tolist() == [20] * 10
     again = synthetic_cifar10(200, seed=5)
     assert torch.equal(first.images, again.images) and torch.equal(first.labels, again.labels)
     assert not torch.equal(first.images, synthetic_cifar10(200, seed=6).images)
-    test = synthetic_cifar10(200, seed=5, train=False)
-    assert not test.train and not torch.equal(first.images, test.images)
+    test = synthetic_cifar10(200, seed=5, split="test")
+    assert test.split == "test" and not torch.equal(first.images, test.images)
+    with pytest.raises(ValueError, match="split"):
+        synthetic_cifar10(10, split="validation")
 
 
 def _normalised(images: torch.Tensor) -> torch.Tensor:
@@ -346,7 +366,7 @@ def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, lr: f
 
 def test_synthetic_is_learnable_but_not_linear_and_survives_flips_and_shifts():
     torch.manual_seed(0)
-    train, test = synthetic_cifar10(2000, seed=1), synthetic_cifar10(500, seed=1, train=False)
+    train, test = synthetic_cifar10(2000, seed=1), synthetic_cifar10(500, seed=1, split="test")
     x, y = _normalised(train.images), train.labels
     x_test, y_test = _normalised(test.images), test.labels
 

@@ -18,7 +18,7 @@ def _random_data(n: int, seed: int = 0) -> ImageData:
     generator = torch.Generator().manual_seed(seed)
     images = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=generator)
     labels = torch.randint(0, 10, (n,), generator=generator)
-    return ImageData(images, labels, CIFAR10_CLASSES, "cifar10", True)
+    return ImageData(images, labels, CIFAR10_CLASSES, "cifar10", "train")
 
 
 def _encoded_data(n: int) -> ImageData:
@@ -28,7 +28,7 @@ def _encoded_data(n: int) -> ImageData:
     labels = torch.randint(0, 10, (n,))
     colour = torch.stack([torch.arange(n) % 256, torch.arange(n) // 256, labels * 20], dim=1)
     images = colour.view(n, 3, 1, 1).expand(n, 3, 32, 32).to(torch.uint8).contiguous()
-    return ImageData(images, labels, CIFAR10_CLASSES, "cifar10", True)
+    return ImageData(images, labels, CIFAR10_CLASSES, "cifar10", "train")
 
 
 def _decode(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
