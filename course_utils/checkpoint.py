@@ -19,7 +19,8 @@ from torch import nn
 
 from course_utils import settings
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: the full TrainConfig, and the gradient scaler's state for fp16 runs, are saved."""
 _MAX_LISTED = 8
 
 
@@ -61,8 +62,11 @@ def save_checkpoint(
 
 def atomic_save(obj: Any, path: Path) -> None:
     """``torch.save`` to a temporary file next to ``path``, then rename it into place, so
-    readers only ever see the old file or the complete new one."""
+    readers only ever see the old file or the complete new one. Temporary files left by a
+    process killed while writing are removed first."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a run killed mid-write
+        stale.unlink(missing_ok=True)
     handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as file:
@@ -75,38 +79,60 @@ def atomic_save(obj: Any, path: Path) -> None:
         raise
 
 
+def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
+    """The checkpoint at ``path`` as a dict (``epoch``, ``model``, ``history``, ``config``,
+    ``rng``, ``extra``...), after checking that it is one of ours, of this format. A damaged
+    or foreign file gets one line of its own (it is never loaded with weights_only=False)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No checkpoint at {path}: check the path or train without resume.")
+    try:
+        content = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # truncated, empty, garbage, or holding code: never unpickled
+        raise CheckpointMismatchError(
+            f"{path} is not a readable course_utils checkpoint ({type(error).__name__}); it may "
+            "be truncated or not ours. Delete it (or move it away) and train afresh."
+        ) from None
+    if not isinstance(content, dict) or "format_version" not in content:
+        raise CheckpointMismatchError(
+            f"{path} is not a course_utils checkpoint (no format_version entry)."
+        )
+    version = content["format_version"]
+    if version != FORMAT_VERSION:
+        advice = "update course_utils" if version > FORMAT_VERSION else "train the run afresh"
+        raise CheckpointMismatchError(
+            f"{path} has checkpoint format {version}, this course_utils reads format "
+            f"{FORMAT_VERSION}: {advice}."
+        )
+    return content
+
+
+def restore(content: dict, model: nn.Module, optimizer: Any = None, scheduler: Any = None) -> None:
+    """Put a checkpoint's weights (and optimizer/scheduler state when given) into the objects;
+    :class:`CheckpointMismatchError` when the weights do not fit ``model``."""
+    check_compatible(model.state_dict(), content["model"], source="the checkpoint")
+    model.load_state_dict(content["model"])
+    if optimizer is not None and content["optimizer"] is not None:
+        optimizer.load_state_dict(content["optimizer"])
+    if scheduler is not None and content["scheduler"] is not None:
+        scheduler.load_state_dict(content["scheduler"])
+    if content.get("rng") is not None:
+        restore_rng_state(content["rng"])
+
+
 def load_checkpoint(
     path: str | os.PathLike,
     model: nn.Module,
     optimizer: Any = None,
     scheduler: Any = None,
     map_location: str | torch.device | None = None,
+    rng: bool = False,
 ) -> dict:
-    """Load weights (and optimizer/scheduler state when given) from ``path`` into the objects.
-
-    Returns the whole checkpoint dict (``epoch``, ``history``, ``config``, ``rng``, ``extra``);
-    call :func:`restore_rng_state` on its ``rng`` entry to continue the same random streams.
-    Raises :class:`CheckpointMismatchError` when the weights do not fit ``model``.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"No checkpoint at {path}: check the path or train without resume.")
-    if map_location is None:
-        map_location = settings.model_device(model)
-    content = torch.load(path, map_location=map_location, weights_only=True)
-    if not isinstance(content, dict) or "format_version" not in content:
-        raise ValueError(f"{path} is not a course_utils checkpoint (no format_version entry).")
-    if content["format_version"] > FORMAT_VERSION:
-        raise ValueError(
-            f"{path} was written by a newer course_utils (format {content['format_version']}, "
-            f"this one reads up to {FORMAT_VERSION}): update course_utils."
-        )
-    check_compatible(model.state_dict(), content["model"], source=str(path))
-    model.load_state_dict(content["model"])
-    if optimizer is not None and content["optimizer"] is not None:
-        optimizer.load_state_dict(content["optimizer"])
-    if scheduler is not None and content["scheduler"] is not None:
-        scheduler.load_state_dict(content["scheduler"])
+    """Load weights (and optimizer/scheduler state when given) from ``path`` into the objects
+    and return the whole checkpoint dict; ``rng=True`` also continues its random streams.
+    Lecture 06 reloads its capstone this way."""
+    content = read_checkpoint(path, map_location or settings.model_device(model))
+    restore(content if rng else {**content, "rng": None}, model, optimizer, scheduler)
     return content
 
 

@@ -1,42 +1,31 @@
 """The command line: ``python -m course_utils zoo`` tabulates the model zoo and
 ``python -m course_utils train ...`` trains a zoo model or a report's recipe.
 
-A training run writes ``history.json``, ``checkpoint.pt`` and ``curves.png`` into ``--out``
-and ends with a summary. A recipe (``--recipe``) fills in every setting; flags given
-explicitly override it. Mistakes in the arguments get one line on stderr and exit code 2.
+A training run (``recipes.run``) holds out a validation split, evaluates the test set once
+at the end, writes ``history.json``, ``checkpoint.pt`` and ``curves.png`` into ``--out`` and
+ends with a summary. A recipe (``--recipe``) fills in every setting; flags given explicitly
+override it; the rest are ``TrainConfig``'s defaults. Mistakes that can be known before
+training get one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pandas as pd
 from torch import nn
 
-from course_utils import data, params, plots, settings, zoo
+from course_utils import data, params, settings, zoo
 from course_utils.checkpoint import CheckpointMismatchError
-from course_utils.loader import DeviceLoader
-from course_utils.models import ResNet
-from course_utils.recipes import RECIPES, Recipe, get_recipe
-from course_utils.train import TrainingDiverged, evaluate, fit
-
-DEFAULTS = Recipe(
-    name="custom",
-    model="",
-    optimizer="nesterov",
-    lr=0.1,
-    weight_decay=5e-4,
-    schedule="onecycle",
-    epochs=10,
-    batch_size=512,
-    source="Command-line defaults: SGD with Nesterov momentum, one-cycle schedule.",
-)
-"""Settings used when neither a recipe nor a flag sets them."""
+from course_utils.config import ConfigError, TrainConfig, defaults
+from course_utils.models import ResNet, ResNet9
+from course_utils.recipes import FILES, RECIPES, Recipe, check_output_folder, get_recipe, run
+from course_utils.train import TrainingDiverged
 
 SMOKE_TRAIN_IMAGES = 2000
 SMOKE_TEST_IMAGES = 1000
@@ -46,23 +35,30 @@ SMOKE_BATCH_SIZE = 128
 images still make a few dozen steps."""
 SMOKE_MAX_PARAMETERS = 500_000
 SMOKE_MODEL = {"blocks": [1, 1, 1], "widths": [16, 32, 64]}
-"""In smoke mode, bigger models are replaced by this small ResNet (a CPU trains it at
-hundreds of images/s; a 5M-parameter model at about 15)."""
+SMOKE_CAPSTONE_WIDTHS = (16, 32, 64, 96)
+"""In smoke mode, bigger models are replaced by small ones a CPU trains at hundreds of
+images/s (a 5M-parameter model trains at about 15): the capstone by a narrowed ResNet9,
+the others by a small ResNet."""
 
-FILES = {"history": "history.json", "checkpoint": "checkpoint.pt", "curves": "curves.png"}
-
-# Flags that override a recipe's field of the same name when given.
-_OVERRIDES = (
-    "model",
-    "optimizer",
-    "lr",
-    "weight_decay",
-    "schedule",
-    "epochs",
-    "batch_size",
-    "mixup",
-    "label_smoothing",
-)
+# Flags that set the TrainConfig field of the same name when given: (flag type, help).
+CONFIG_FLAGS: dict[str, tuple[Callable, str]] = {
+    "optimizer": (str, "optimizer name: sgd, momentum, nesterov, adam, adamw, ..."),
+    "lr": (float, "(peak) learning rate"),
+    "weight_decay": (float, "weight decay"),
+    "momentum": (float, "SGD momentum (momentum and nesterov only)"),
+    "lookahead": (str, "wrap the optimizer in Lookahead: K,ALPHA (e.g. 5,0.5)"),
+    "schedule": (str, "constant, step, cosine, onecycle, plateau"),
+    "epochs": (int, "epochs"),
+    "batch_size": (int, "batch size"),
+    "label_smoothing": (float, "label smoothing in [0, 1)"),
+    "mixup": (float, "mixup alpha (0 = off)"),
+    "grad_clip": (float, "clip the gradient norm to this value"),
+    "ema": (float, "evaluate an EMA of the weights with this decay (e.g. 0.999)"),
+    "augment": (str, "augmentations in order, e.g. crop,flip,cutout:size=8 (none: '')"),
+    "val_split": (float, "share of the training images held out for validation"),
+    "precision": (str, "auto, bf16, fp16 or fp32"),
+    "seed": (int, "the one seed: initial weights, batch order, augmentation, mixup"),
+}
 
 
 class UsageError(Exception):
@@ -85,24 +81,20 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a zoo model or a recipe")
     train.add_argument("--recipe", help=f"a report's recipe: {', '.join(RECIPES)}")
     train.add_argument("--model", help="zoo key (see the zoo command); overrides the recipe's")
-    train.add_argument("--optimizer", help="e.g. nesterov, adam, adadelta, lookahead-momentum")
-    train.add_argument("--lr", type=float, help="(peak) learning rate")
-    train.add_argument("--weight-decay", type=float)
-    train.add_argument(
-        "--schedule", help="constant, step, cosine, onecycle, warmup_cosine, plateau"
-    )
-    train.add_argument("--epochs", type=int)
-    train.add_argument("--batch-size", type=int)
-    train.add_argument("--mixup", type=float, help="mixup alpha (0 = off)")
-    train.add_argument("--label-smoothing", type=float)
-    train.add_argument("--data", choices=("auto", "cifar10", "synthetic"), default="auto")
+    shown = defaults()
+    for key, (kind, text) in CONFIG_FLAGS.items():
+        default = _format_flag(key, shown[key])
+        train.add_argument(f"--{key.replace('_', '-')}", type=kind, help=f"{text} [{default}]")
+    train.add_argument("--tta", action=argparse.BooleanOptionalAction, help="flip TTA at test")
+    train.add_argument("--compile", action=argparse.BooleanOptionalAction, help="torch.compile")
+    train.add_argument("--data", default="auto", help="auto, cifar10, synthetic, or a path")
     train.add_argument("--train-images", type=int, help="use only the first N training images")
     train.add_argument("--test-images", type=int, help="use only the first N test images")
     train.add_argument("--smoke", action="store_true", help="tiny data, epochs and model (CI)")
     train.add_argument("--out", type=Path, help="output folder (default runs/<name>)")
     train.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
+    train.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     train.add_argument("--budget", type=int, help="refuse models with this many parameters or more")
-    train.add_argument("--seed", type=int, default=0)
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -117,6 +109,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(
+            "\nInterrupted. Finished epochs are in the checkpoint: add --resume to the same "
+            "command to continue.",
+            file=sys.stderr,
+        )
+        return 130
 
 
 def show_zoo() -> int:
@@ -142,133 +141,174 @@ def _or_dash(template: str) -> Callable[[object], str]:
 
 
 def train(args: argparse.Namespace) -> int:
-    """Train what ``args`` describe, write history, checkpoint and curves, print a summary."""
+    """Train what ``args`` describe through ``recipes.run`` and print a summary."""
     started = time.perf_counter()
-    recipe = resolve_recipe(args)
     smoke = args.smoke or settings.SMOKE
-    out = args.out or Path("runs") / (args.recipe or recipe.model)
-    settings.seed_everything(args.seed)
-
+    recipe = resolve_recipe(args, smoke)
+    out = args.out or Path("runs") / recipe.name
+    try:
+        check_output_folder(out, args.resume, args.overwrite)
+    except (FileExistsError, PermissionError) as err:
+        raise UsageError(str(err)) from None
+    settings.seed_everything(recipe.config.seed)
     model = zoo.build(recipe.model)
     if args.budget is not None:
         try:
             params.check_budget(model, args.budget)
         except params.BudgetExceededError as err:
             raise UsageError(f"{recipe.model}: {str(err).splitlines()[0]}") from None
-    train_data, test_data = _load_data(args, smoke)
+    train_data, test_data = _load_data(args, smoke, recipe.config.seed)
     if smoke:
-        batch_size = args.batch_size or min(recipe.batch_size, SMOKE_BATCH_SIZE)
-        recipe = recipe.replace(epochs=min(recipe.epochs, SMOKE_EPOCHS), batch_size=batch_size)
         model = _smoke_model(model, recipe, len(train_data), len(test_data))
-    eval_data = test_data
-    if recipe.validation_split > 0:
-        train_data, eval_data = train_data.split(recipe.validation_split, seed=args.seed)
-        print(f"Holding out {len(eval_data)} training images for validation (the recipe's split).")
-    _warn_if_slow(model, len(train_data) * recipe.epochs)
-
+    _check_sizes(recipe.config, len(train_data))
+    _warn_if_slow(
+        model, round(len(train_data) * (1 - recipe.config.val_split)) * recipe.config.epochs
+    )
     try:
-        train_loader = DeviceLoader(train_data, seed=args.seed, **recipe.loader_kwargs())
-    except ValueError as err:  # e.g. a batch larger than the training set
-        raise UsageError(str(err)) from None
-    eval_loader = DeviceLoader(eval_data, batch_size=recipe.batch_size, train=False)
-    try:
-        history = fit(
-            model,
-            train_loader,
-            eval_loader,
-            checkpoint=out / FILES["checkpoint"],
+        result = run(
+            recipe,
+            train_data,
+            test_data,
+            model=model,
+            out=out,
             resume=args.resume,
+            overwrite=False,  # the folder was cleared above when --overwrite was given
             progress=not args.no_progress,
-            seed=args.seed,
-            name=args.recipe or recipe.model,
-            **recipe.fit_kwargs(),
         )
     except (TrainingDiverged, CheckpointMismatchError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-
-    test_accuracy = history.final["test_acc"]
-    if eval_data is not test_data or recipe.tta:
-        test_loader = DeviceLoader(test_data, batch_size=recipe.batch_size, train=False)
-        test_accuracy = evaluate(model, test_loader, tta_flip=recipe.tta).accuracy
-    history.save(out / FILES["history"])
-    eval_label = "test" if eval_data is test_data else "validation"
-    figure = plots.plot_history(history, eval_label=eval_label)
-    plots.save_figure(figure, out / FILES["curves"])
-    plt.close(figure)
-    _print_summary(history, model, test_accuracy, out, time.perf_counter() - started)
+    _print_summary(result, out, time.perf_counter() - started)
     return 0
 
 
-def resolve_recipe(args: argparse.Namespace) -> Recipe:
-    """The recipe (or the defaults) with every explicitly given flag applied, checked."""
+def resolve_recipe(args: argparse.Namespace, smoke: bool = False) -> Recipe:
+    """The recipe (or the defaults) with every explicitly given flag applied, checked; in
+    smoke mode with its epochs and batch capped."""
     if args.recipe is not None:
         try:
             recipe = get_recipe(args.recipe)
         except KeyError as err:
             raise UsageError(err.args[0]) from None
+    elif args.model is None:
+        raise UsageError(f"give --model KEY or --recipe NAME; zoo keys: {', '.join(zoo.REPORTS)}.")
     else:
-        recipe = DEFAULTS
-    changes = {key: getattr(args, key) for key in _OVERRIDES if getattr(args, key) is not None}
-    recipe = recipe.replace(**changes)
-    _check(recipe, args)
-    return recipe
+        recipe = Recipe(name=args.model, model=args.model, source="command-line settings")
+    changes = {key: getattr(args, key) for key in CONFIG_FLAGS if getattr(args, key) is not None}
+    changes |= {
+        key: getattr(args, key) for key in ("tta", "compile") if getattr(args, key) is not None
+    }
+    if args.model is not None:
+        if args.model not in zoo.REPORTS:
+            raise UsageError(
+                f"unknown model {args.model!r}; choose one of: {', '.join(zoo.REPORTS)}."
+            )
+        changes["model"] = args.model
+    if "lookahead" in changes:
+        changes["lookahead"] = _parse_lookahead(changes["lookahead"])
+    if "augment" in changes:
+        changes["augment"] = _parse_augment(changes["augment"])
+    if "grad_clip" in changes:
+        changes["grad_clip"] = {"norm": changes["grad_clip"]}
+    if smoke:
+        changes.setdefault("epochs", min(recipe.config.epochs, SMOKE_EPOCHS))
+        changes.setdefault("batch_size", min(recipe.config.batch_size, SMOKE_BATCH_SIZE))
+    try:
+        return recipe.replace(**changes)
+    except ConfigError as err:
+        raise UsageError(_as_flags(str(err))) from None
 
 
-def _check(recipe: Recipe, args: argparse.Namespace) -> None:
-    """Raise UsageError (one line) for the first impossible setting."""
-    keys = list(zoo.REPORTS)
-    if not recipe.model:
-        raise UsageError(f"give --model KEY or --recipe NAME; zoo keys: {', '.join(keys)}.")
-    if recipe.model not in keys:
-        raise UsageError(f"unknown model {recipe.model!r}; choose one of: {', '.join(keys)}.")
-    problems = [
-        (recipe.lr <= 0, f"--lr must be positive, got {recipe.lr}."),
-        (recipe.weight_decay < 0, f"--weight-decay must be >= 0, got {recipe.weight_decay}."),
-        (recipe.epochs < 1, f"--epochs must be at least 1, got {recipe.epochs}."),
-        (recipe.batch_size < 1, f"--batch-size must be at least 1, got {recipe.batch_size}."),
-        (recipe.mixup < 0, f"--mixup alpha must be >= 0 (0 = off), got {recipe.mixup}."),
-        (
-            not 0 <= recipe.label_smoothing < 1,
-            f"--label-smoothing must be in [0, 1), got {recipe.label_smoothing}.",
-        ),
-        (args.budget is not None and args.budget < 1, "--budget must be a positive count."),
-        (
-            any(n is not None and n < 1 for n in (args.train_images, args.test_images)),
-            "--train-images and --test-images must be at least 1.",
-        ),
-    ]
-    for failed, message in problems:
-        if failed:
-            raise UsageError(message)
+def _as_flags(message: str) -> str:
+    """A config error worded with the command line's flag name (--weight-decay, ...)."""
+    key = message.split(" ", 1)[0]
+    if key not in CONFIG_FLAGS:
+        return message
+    return f"--{key.replace('_', '-')}{message[len(key) :]}"
 
 
-def _load_data(args: argparse.Namespace, smoke: bool) -> tuple[data.ImageData, data.ImageData]:
+def _parse_lookahead(text: str) -> dict[str, float]:
+    try:
+        k, alpha = text.split(",")
+        return {"k": int(k), "alpha": float(alpha)}
+    except ValueError:
+        raise UsageError(f"--lookahead takes K,ALPHA (e.g. 5,0.5), got {text!r}.") from None
+
+
+def _parse_augment(text: str) -> tuple:
+    """``crop,flip,cutout:size=8`` as augment specs (values read as JSON, else as text)."""
+    specs = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, arguments = item.partition(":")
+        if not arguments:
+            specs.append(name)
+            continue
+        spec = {"name": name}
+        for pair in arguments.split(";"):
+            key, equals, value = pair.partition("=")
+            if not equals:
+                raise UsageError(f"--augment: write {name}:key=value;key=value, got {item!r}.")
+            try:
+                spec[key] = json.loads(value)
+            except json.JSONDecodeError:
+                spec[key] = value
+        specs.append(spec)
+    return tuple(specs)
+
+
+def _format_flag(key: str, value: object) -> str:
+    if key == "augment":
+        return ",".join(item if isinstance(item, str) else item["name"] for item in value) or "none"
+    return "the optimizer's" if value is None else str(value)
+
+
+def _load_data(
+    args: argparse.Namespace, smoke: bool, seed: int
+) -> tuple[data.ImageData, data.ImageData]:
     """The training and test sets (first N images when asked, or smoke-sized)."""
     n_train = args.train_images or (SMOKE_TRAIN_IMAGES if smoke else None)
     n_test = args.test_images or (SMOKE_TEST_IMAGES if smoke else None)
+    if any(n is not None and n < 1 for n in (n_train, n_test)):
+        raise UsageError("--train-images and --test-images must be at least 1.")
     try:
-        train_data = data.cifar10("train", source=args.data, n=n_train, seed=args.seed)
+        train_data = data.cifar10("train", source=args.data, n=n_train, seed=seed)
         # The same source as the training set ("auto" is resolved, and announced, once).
-        test_data = data.cifar10("test", source=train_data.source, n=n_test, seed=args.seed)
-    except data.DataNotFoundError as err:
+        source = args.data if train_data.source != "synthetic" else "synthetic"
+        test_data = data.cifar10("test", source=source, n=n_test, seed=seed)
+    except (data.DataNotFoundError, ValueError) as err:
         raise UsageError(str(err)) from None
     return train_data, test_data
 
 
+def _check_sizes(config: TrainConfig, images: int) -> None:
+    """A batch larger than the training part would leave every epoch empty: say so now."""
+    train_images = images - round(images * config.val_split)
+    if config.batch_size > train_images:
+        raise UsageError(
+            f"--batch-size {config.batch_size} is larger than the {train_images} training "
+            "images left after the validation split; lower --batch-size or use more images."
+        )
+
+
 def _smoke_model(model: nn.Module, recipe: Recipe, n_train: int, n_test: int) -> nn.Module:
-    """In smoke mode, swap a model too big to train quickly on a CPU for a small ResNet,
-    and say in one line what smoke mode changed."""
+    """In smoke mode, swap a model too big to train quickly on a CPU for a small one of the
+    same family, and say in one line what smoke mode changed."""
     count = params.count_parameters(model)
-    note = f"Smoke mode: {n_train} train / {n_test} test images, {recipe.epochs} epoch(s)"
+    note = f"Smoke mode: {n_train} train / {n_test} test images, {recipe.config.epochs} epoch(s)"
     if count <= SMOKE_MAX_PARAMETERS:
         print(f"{note}.")
         return model
-    small = ResNet(**SMOKE_MODEL)
+    if isinstance(model, ResNet9):
+        small, described = (
+            ResNet9(widths=SMOKE_CAPSTONE_WIDTHS),
+            f"ResNet9(widths={SMOKE_CAPSTONE_WIDTHS})",
+        )
+    else:
+        small = ResNet(**SMOKE_MODEL)
+        described = f"ResNet(blocks={SMOKE_MODEL['blocks']}, widths={SMOKE_MODEL['widths']})"
     print(
-        f"{note}; {recipe.model} ({count:,} parameters) is replaced by a small "
-        f"ResNet(blocks={SMOKE_MODEL['blocks']}, widths={SMOKE_MODEL['widths']}, "
-        f"{params.count_parameters(small):,} parameters)."
+        f"{note}; {recipe.model} ({count:,} parameters) is replaced by {described} "
+        f"({params.count_parameters(small):,} parameters)."
     )
     return small
 
@@ -283,19 +323,23 @@ def _warn_if_slow(model: nn.Module, images: int) -> None:
         )
 
 
-def _print_summary(history, model: nn.Module, test_accuracy: float, out: Path, wall: float) -> None:
+def _print_summary(result, out: Path, wall: float) -> None:
     """Print the run's final numbers and where its files are."""
+    history, model = result.history, result.model
     images = sum(row["images_per_sec"] * row["seconds"] for row in history.epochs)
     training = history.final["elapsed"]
-    source = {"synthetic": "synthetic stand-in (not CIFAR-10)"}.get(history.source, history.source)
+    val = history.final["val_acc"]
     rows = {
-        "run": f"{history.name} ({len(history.epochs)} epochs on {history.config['device']})",
-        "test accuracy": f"{100 * test_accuracy:.2f}%",
+        "run": f"{history.name} ({len(history.epochs)} epochs on {history.run['device']}, "
+        f"{history.run['precision']})",
+        "validation accuracy": "-" if val is None else f"{100 * val:.2f}% (last epoch)",
+        "test accuracy": f"{100 * result.test.accuracy:.2f}% (evaluated once"
+        + (", flip TTA)" if history.config["tta"] else ")"),
         "parameters": f"{params.count_parameters(model):,}",
         "training PFLOPs": f"{params.training_flops(model, round(images)) / 1e15:.3g}",
         "wall time": f"{wall:.1f} s ({training:.1f} s training)",
         "images/s": f"{images / training:,.0f}",
-        "data": source,
+        "data": history.provenance or history.source,
         "files": ", ".join(str(out / name) for name in FILES.values()),
     }
     width = max(map(len, rows))

@@ -1,102 +1,57 @@
-"""A data loader that keeps the whole dataset on the training device.
+"""A data loader that keeps the whole dataset on the training device, and the ``Loader``
+protocol that says what ``fit`` and ``evaluate`` use of any loader.
 
 CIFAR-10 is 180 MB as uint8, small enough to live in GPU memory. So instead of a
 ``DataLoader`` that decodes, augments and copies one PIL image at a time, ``DeviceLoader``
-moves the uint8 images once and augments whole batches with a few tensor operations:
-``random_crop``, ``horizontal_flip``, ``normalize`` and ``cutout``, each usable on its own.
+moves the uint8 images once and augments whole batches with the ordered list of
+augmentations from ``course_utils.augment`` (lecture 01), then normalises them.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
+from typing import Protocol, runtime_checkable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
+from course_utils import augment as augmentations
 from course_utils import settings
+from course_utils.config import TrainConfig
 from course_utils.data import CIFAR10_MEAN, CIFAR10_STD, ImageData
 
-BatchTransform = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
 
+@runtime_checkable
+class Loader(Protocol):
+    """What ``fit`` and ``evaluate`` need of a loader: batches ``(x, y)`` and their number.
 
-def _check_batch(images: Tensor, name: str) -> None:
-    if images.dim() != 4:
-        raise ValueError(
-            f"{name} expects a batch of images [B, C, H, W], got shape {list(images.shape)}; "
-            "for a single image use image.unsqueeze(0)."
-        )
-
-
-def random_crop(
-    images: Tensor,
-    padding: int = 4,
-    padding_mode: str = "zeros",
-    generator: torch.Generator | None = None,
-) -> Tensor:
-    """Pad each image by ``padding`` pixels and cut a random crop of the original size:
-    every image moves by its own random shift of up to ``padding`` pixels in x and y.
-
-    ``padding_mode`` "zeros" fills the border with 0, "reflect" mirrors the image at its
-    edges (like ``torchvision.transforms.RandomCrop``). One padded batch is built; all crops
-    of it are a view (``unfold``), and one indexing step picks each image's crop.
+    A plain ``torch.utils.data.DataLoader`` qualifies. A loader may also offer, and the course
+    uses when present: ``device`` (where its batches already are), ``classes``, ``source``
+    and ``split`` (for labels and provenance), ``batch_size``, ``num_images``, ``augment``
+    (a description of its augmentations), ``mean``/``std`` (its normalisation, used by
+    ``predict``), ``set_seed(seed)`` (``fit`` calls it, so one seed drives the shuffle and
+    the augmentation), ``set_epoch(epoch)``, and ``state_dict()``/``load_state_dict()``,
+    which exact resume depends on.
     """
-    _check_batch(images, "random_crop")
-    if padding_mode not in ("zeros", "reflect"):
-        raise ValueError(f"padding_mode must be 'zeros' or 'reflect', got {padding_mode!r}.")
-    if padding == 0:
-        return images
-    batch, _, height, width = images.shape
-    if padding_mode == "reflect" and padding >= min(height, width):
-        raise ValueError(
-            f"reflect padding must be smaller than the image ({height}x{width}), got {padding}."
-        )
-    mode = "constant" if padding_mode == "zeros" else "reflect"
-    padded = F.pad(images, (padding, padding, padding, padding), mode=mode)
-    # Every height x width window of the padded images: [B, C, 2p+1, 2p+1, H, W], no copy.
-    windows = padded.unfold(2, height, 1).unfold(3, width, 1)
-    top = torch.randint(2 * padding + 1, (batch,), generator=generator, device=images.device)
-    left = torch.randint(2 * padding + 1, (batch,), generator=generator, device=images.device)
-    return windows[torch.arange(batch, device=images.device), :, top, left]
 
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]: ...
 
-def horizontal_flip(
-    images: Tensor, p: float = 0.5, generator: torch.Generator | None = None
-) -> Tensor:
-    """Mirror each image left-right with probability ``p`` (independently per image)."""
-    _check_batch(images, "horizontal_flip")
-    batch = len(images)
-    chosen = torch.rand(batch, generator=generator, device=images.device) < p
-    # Originals then mirrors in one tensor; pick the mirror for the chosen images. (Faster
-    # than torch.where, and unlike images[chosen] it never makes the GPU wait for the CPU.)
-    both = torch.cat([images, images.flip(3)])
-    return both.index_select(0, torch.arange(batch, device=images.device) + batch * chosen)
-
-
-def cutout(images: Tensor, size: int, generator: torch.Generator | None = None) -> Tensor:
-    """Zero a ``size`` x ``size`` square at a random centre in each image (DeVries & Taylor,
-    2017); squares near the border are clipped. On normalised images, zero is the mean colour."""
-    _check_batch(images, "cutout")
-    if size <= 0:
-        return images
-    batch, _, height, width = images.shape
-    device = images.device
-    top = torch.randint(height, (batch, 1), generator=generator, device=device) - size // 2
-    left = torch.randint(width, (batch, 1), generator=generator, device=device) - size // 2
-    rows = torch.arange(height, device=device) - top  # [B, H]: row offset inside the square
-    cols = torch.arange(width, device=device) - left
-    in_rows, in_cols = (rows >= 0) & (rows < size), (cols >= 0) & (cols < size)
-    square = in_rows.unsqueeze(2) & in_cols.unsqueeze(1)  # [B, H, W]
-    return images.masked_fill(square.unsqueeze(1), 0)
+    def __len__(self) -> int: ...
 
 
 def normalize(
     images: Tensor, mean: Sequence[float] | Tensor, std: Sequence[float] | Tensor
 ) -> Tensor:
     """Float32 images ``(x / 255 - mean) / std`` per channel, from uint8 images (0-255).
-    Float images are taken to be in [0, 1] already (torchvision's convention)."""
-    _check_batch(images, "normalize")
+    Float images are taken to be in [0, 1] already (torchvision's convention). Lecture 01."""
+    if images.dim() != 4:
+        raise ValueError(
+            f"normalize expects a batch of images [B, C, H, W], got shape {list(images.shape)}; "
+            "for a single image use image.unsqueeze(0)."
+        )
+    if not isinstance(std, Tensor) and min(std) <= 0:  # host values: checked without a sync
+        raise ValueError(f"std must be positive in every channel, got {list(std)}.")
     channels = images.shape[1]
     mean = torch.as_tensor(mean, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
     std = torch.as_tensor(std, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
@@ -112,46 +67,36 @@ def normalize(
 
 class DeviceLoader:
     """Batches of ``data`` straight from the training device: yields ``(x, y)`` with x float32
-    [B, 3, H, W] normalised and y int64 [B].
+    [B, 3, H, W] normalised by ``mean``/``std`` and y int64 [B]. Used by every lecture.
 
-    ``train=True`` shuffles every epoch (each ``iter()``) and augments each batch: random
-    crop with ``crop_padding``, horizontal flip, optional ``cutout``; epoch e is seeded from
-    (``seed``, e), so the same seed replays the same epochs. ``train=False`` yields the
-    images in order, unaugmented. ``transform(x, y) -> (x, y)``, if given, is applied to every
-    normalised batch last (e.g. mixup). ``channels_last`` returns x in that memory format.
+    ``train=True`` shuffles every epoch (each ``iter()``) and runs ``augment`` on each uint8
+    batch: a list of ``augment.build`` specs ("crop", {"name": "cutout", "size": 8}, ...) or
+    callables ``(images, generator) -> images`` of your own, in order, before normalisation.
+    Epoch e is drawn from (seed, e), so the same seed replays the same epochs; ``fit`` sets
+    the seed from its config (``set_seed``). ``train=False`` yields the images in order,
+    unaugmented.
     """
 
     def __init__(
         self,
         data: ImageData,
-        batch_size: int = 512,
+        batch_size: int | None = None,
         train: bool = True,
+        augment: Sequence[str | dict | Callable] | None = None,
         device: torch.device | str | None = None,
         mean: Sequence[float] | Tensor = CIFAR10_MEAN,
         std: Sequence[float] | Tensor = CIFAR10_STD,
-        crop_padding: int = 4,
-        padding_mode: str = "reflect",
-        flip: bool = True,
-        cutout: int = 0,
-        channels_last: bool = False,
         drop_last: bool | None = None,
-        seed: int = 0,
-        transform: BatchTransform | None = None,
     ) -> None:
         if not isinstance(data, ImageData):
             raise TypeError(
                 f"DeviceLoader expects an ImageData (e.g. from course_utils.data.cifar10()), "
                 f"got {type(data).__name__}."
             )
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
-        if padding_mode not in ("zeros", "reflect"):
-            raise ValueError(f"padding_mode must be 'zeros' or 'reflect', got {padding_mode!r}.")
-        if crop_padding < 0 or cutout < 0:
-            raise ValueError(
-                f"crop_padding and cutout are sizes in pixels and cannot be negative, got "
-                f"{crop_padding} and {cutout}."
-            )
+        defaults = TrainConfig()
+        batch_size = defaults.batch_size if batch_size is None else batch_size
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a whole number >= 1, got {batch_size!r}.")
         self.drop_last = train if drop_last is None else drop_last
         if self.drop_last and len(data) < batch_size:
             raise ValueError(
@@ -159,6 +104,9 @@ class DeviceLoader:
                 "the last incomplete batch leaves nothing; lower batch_size or pass "
                 "drop_last=False."
             )
+        self.pipeline = augmentations.build_pipeline(
+            defaults.augment if augment is None else augment
+        )
         self.device = torch.device(device) if device is not None else settings.get_device()
         self.images = data.images.to(self.device)
         self.labels = data.labels.to(self.device)
@@ -167,18 +115,22 @@ class DeviceLoader:
         self.num_images = len(data)
         self.classes = data.classes
         self.source = data.source
+        self.split = data.split
+        self.provenance = data.provenance
         self.mean = tuple(float(value) for value in mean)
         self.std = tuple(float(value) for value in std)
         # On the device once: building them from tuples every batch would copy and sync.
         self._mean = torch.tensor(self.mean, device=self.device)
         self._std = torch.tensor(self.std, device=self.device)
-        self.crop_padding, self.padding_mode = crop_padding, padding_mode
-        self.flip, self.cutout = flip, cutout
-        self.channels_last = channels_last
-        self.seed = seed
-        self.transform = transform
+        normalize(self.images[:1], self.mean, self.std)  # check mean and std now, not mid-epoch
+        self.seed = 0
         self.epoch = 0
         self.generator = torch.Generator(device=self.device)
+
+    @property
+    def augment(self) -> list:
+        """The augmentations a training batch goes through, as JSON-able descriptions."""
+        return augmentations.describe(self.pipeline) if self.train else []
 
     def __len__(self) -> int:
         if self.drop_last:
@@ -188,9 +140,13 @@ class DeviceLoader:
     def __repr__(self) -> str:
         mode = "train" if self.train else "eval"
         return (
-            f"DeviceLoader({self.source}, {self.num_images} images, batch_size={self.batch_size}, "
-            f"{len(self)} batches, {mode}, device={self.device})"
+            f"DeviceLoader({self.source} {self.split}, {self.num_images} images, "
+            f"batch_size={self.batch_size}, {len(self)} batches, {mode}, device={self.device})"
         )
+
+    def set_seed(self, seed: int) -> None:
+        """Draw every epoch's shuffle and augmentation from ``seed`` (``fit`` calls this)."""
+        self.seed = seed
 
     def set_epoch(self, epoch: int) -> None:
         """Make the next ``iter()`` produce epoch ``epoch`` (its shuffle and augmentation)."""
@@ -218,16 +174,7 @@ class DeviceLoader:
             yield self._make_batch(self.images.index_select(0, index), self.labels[index])
 
     def _make_batch(self, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-        """Augment (train only) and normalise one batch; crop and flip run on the uint8 pixels."""
+        """Augment (train only) the uint8 pixels, then normalise one batch."""
         if self.train:
-            images = random_crop(images, self.crop_padding, self.padding_mode, self.generator)
-            if self.flip:
-                images = horizontal_flip(images, generator=self.generator)
-        x = normalize(images, self._mean, self._std)
-        if self.train and self.cutout:
-            x = cutout(x, self.cutout, generator=self.generator)
-        if self.transform is not None:
-            x, labels = self.transform(x, labels)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x, labels
+            images = augmentations.apply_pipeline(self.pipeline, images, self.generator)
+        return normalize(images, self._mean, self._std), labels

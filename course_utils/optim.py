@@ -7,7 +7,7 @@ student reports used, so a lecture can swap one for another by changing a string
 
 from __future__ import annotations
 
-import math
+import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -18,47 +18,38 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import (
     ConstantLR,
     CosineAnnealingLR,
-    LambdaLR,
     LRScheduler,
     MultiStepLR,
     OneCycleLR,
     ReduceLROnPlateau,
 )
 
-LOOKAHEAD_PREFIX = "lookahead-"
-
-
-def _plain(optimizer_class: type[Optimizer]) -> Callable[..., Optimizer]:
-    """A builder for an optimizer that has no SGD-style momentum argument."""
-
-    def build(params, lr: float, momentum: float, **kwargs: Any) -> Optimizer:
-        return optimizer_class(params, lr=lr, **kwargs)
-
-    return build
-
-
-def _sgd(momentum_on: bool, nesterov: bool = False) -> Callable[..., Optimizer]:
-    """A builder for SGD: plain (momentum 0), with momentum, or with Nesterov momentum."""
-
-    def build(params, lr: float, momentum: float, **kwargs: Any) -> Optimizer:
-        if not momentum_on:
-            return torch.optim.SGD(params, lr=lr, **kwargs)
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov, **kwargs)
-
-    return build
-
-
-OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {
-    "sgd": _sgd(momentum_on=False),
-    "momentum": _sgd(momentum_on=True),
-    "nesterov": _sgd(momentum_on=True, nesterov=True),
-    "adam": _plain(torch.optim.Adam),
-    "adamw": _plain(torch.optim.AdamW),
-    "adagrad": _plain(torch.optim.Adagrad),
-    "adadelta": _plain(torch.optim.Adadelta),
-    "rmsprop": _plain(torch.optim.RMSprop),
+OPTIMIZER_CLASSES: dict[str, type[Optimizer]] = {
+    "sgd": torch.optim.SGD,
+    "momentum": torch.optim.SGD,
+    "nesterov": torch.optim.SGD,
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "adagrad": torch.optim.Adagrad,
+    "adadelta": torch.optim.Adadelta,
+    "rmsprop": torch.optim.RMSprop,
 }
-"""Optimizer names -> builders ``(params, lr, momentum, **kwargs) -> Optimizer``."""
+"""Optimizer names (lecture 04) -> the torch class each builds. "momentum" and "nesterov"
+are SGD with momentum (classical or Nesterov); plain "sgd" has none."""
+
+OPTIMIZERS = tuple(OPTIMIZER_CLASSES)
+MOMENTUM_OPTIMIZERS = ("momentum", "nesterov")
+DEFAULT_MOMENTUM = 0.9
+# Arguments make_optimizer sets itself, so they are not extra keyword arguments.
+_SET_BY_NAME = {"params", "lr", "weight_decay", "momentum", "nesterov"}
+
+
+def accepted_kwargs(name_or_builder: str | Callable[..., Any]) -> set[str]:
+    """The extra keyword arguments an optimizer (by name) or a schedule builder takes."""
+    target = OPTIMIZER_CLASSES.get(name_or_builder, name_or_builder)
+    parameters = inspect.signature(target).parameters
+    fixed = _SET_BY_NAME | {"optimizer", "epochs", "steps_per_epoch", "self"}
+    return {name for name in parameters if name not in fixed and not name.startswith("_")}
 
 
 class Lookahead(Optimizer):
@@ -167,67 +158,42 @@ def _as_params(params: nn.Module | Iterable) -> list:
     return list(params.parameters() if isinstance(params, nn.Module) else params)
 
 
-def _decay_groups(params: list, weight_decay: float) -> list[dict[str, Any]]:
-    """Two groups: weight decay on weight matrices and kernels, none on biases and BN."""
-    if any(isinstance(p, dict) for p in params):
-        raise ValueError(
-            "no_decay_bn=True splits plain parameters itself; pass model.parameters(), "
-            "not parameter groups."
-        )
-    decayed = [p for p in params if p.ndim > 1]
-    not_decayed = [p for p in params if p.ndim <= 1]
-    return [
-        {"params": decayed, "weight_decay": weight_decay},
-        {"params": not_decayed, "weight_decay": 0.0},
-    ]
-
-
 def make_optimizer(
-    name_or_optimizer: str | type[Optimizer] | Optimizer,
+    name: str,
     params: nn.Module | Iterable,
     lr: float,
-    weight_decay: float = 0.0,
-    momentum: float = 0.9,
-    *,
-    no_decay_bn: bool = False,
-    lookahead: bool = False,
-    lookahead_k: int = 5,
-    lookahead_alpha: float = 0.5,
+    weight_decay: float,
+    momentum: float | None = None,
+    lookahead: dict[str, float] | None = None,
     **kwargs: Any,
 ) -> Optimizer:
-    """Build an optimizer by name (see ``OPTIMIZERS``; ``"lookahead-<name>"`` wraps it in
-    Lookahead), from an optimizer class, or pass a built one through (then only
-    ``lookahead`` applies). ``momentum`` is used by "momentum" and "nesterov"; ``no_decay_bn``
-    exempts biases and BatchNorm parameters from weight decay; ``kwargs`` go to the class.
+    """Build the optimizer called ``name`` (see ``OPTIMIZERS``; lectures 04 and 06).
+
+    ``momentum`` belongs to "momentum" and "nesterov" (default 0.9) and is an error for the
+    others, as is a keyword argument the optimizer's class does not take, so that nothing is
+    silently dropped. ``lookahead=dict(k=5, alpha=0.5)`` wraps the result in ``Lookahead``.
     """
-    if isinstance(name_or_optimizer, Optimizer):
-        optimizer = name_or_optimizer
-    else:
-        if lr < 0:
-            raise ValueError(f"The learning rate must not be negative, got lr={lr}.")
-        if weight_decay < 0:
-            raise ValueError(f"weight_decay must not be negative, got {weight_decay}.")
-        params = _as_params(params)
-        if no_decay_bn and weight_decay > 0:
-            params, weight_decay = _decay_groups(params, weight_decay), 0.0
-        if isinstance(name_or_optimizer, type) and issubclass(name_or_optimizer, Optimizer):
-            optimizer = name_or_optimizer(params, lr=lr, weight_decay=weight_decay, **kwargs)
-        else:
-            name = str(name_or_optimizer).strip().lower()
-            if name.startswith(LOOKAHEAD_PREFIX):
-                name, lookahead = name.removeprefix(LOOKAHEAD_PREFIX), True
-            if name not in OPTIMIZERS:
-                valid = ", ".join(OPTIMIZERS)
-                raise ValueError(
-                    f"Unknown optimizer {name_or_optimizer!r}; choose one of {valid} "
-                    f"(or '{LOOKAHEAD_PREFIX}<name>')."
-                )
-            optimizer = OPTIMIZERS[name](
-                params, lr=lr, momentum=momentum, weight_decay=weight_decay, **kwargs
-            )
-    if lookahead:
-        return Lookahead(optimizer, k=lookahead_k, alpha=lookahead_alpha)
-    return optimizer
+    if name not in OPTIMIZER_CLASSES:
+        raise ValueError(f"Unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}.")
+    if lr <= 0 or weight_decay < 0:
+        raise ValueError(
+            f"lr must be positive and weight_decay not negative, got {lr} and {weight_decay}."
+        )
+    unknown = sorted(set(kwargs) - accepted_kwargs(name))
+    if unknown:
+        raise ValueError(f"{name} takes no argument(s) {', '.join(unknown)}.")
+    if name in MOMENTUM_OPTIMIZERS:
+        momentum = DEFAULT_MOMENTUM if momentum is None else momentum
+        kwargs.update(momentum=momentum, nesterov=name == "nesterov")
+    elif momentum is not None:
+        raise ValueError(
+            f"{name} takes no momentum (only {' and '.join(MOMENTUM_OPTIMIZERS)} do); "
+            "Adam-style optimizers set theirs with betas=(beta1, beta2)."
+        )
+    optimizer = OPTIMIZER_CLASSES[name](
+        _as_params(params), lr=lr, weight_decay=weight_decay, **kwargs
+    )
+    return Lookahead(optimizer, **lookahead) if lookahead else optimizer
 
 
 @dataclass
@@ -266,61 +232,73 @@ class Schedule:
         self.scheduler.load_state_dict(state_dict)
 
 
-class WarmupCosine:
-    """LambdaLR factor: linear warm-up to 1 over ``warmup_steps``, then a cosine to 0 at
-    ``total_steps``. A class rather than a closure so the schedule can be checkpointed."""
-
-    def __init__(self, warmup_steps: int, total_steps: int) -> None:
-        self.warmup_steps = warmup_steps
-        self.total_steps = total_steps
-
-    def __call__(self, step: int) -> float:
-        """The learning-rate multiplier at optimizer step ``step`` (0-based)."""
-        if step < self.warmup_steps:
-            return (step + 1) / self.warmup_steps
-        decay_steps = max(1, self.total_steps - self.warmup_steps)
-        progress = min(1.0, (step - self.warmup_steps) / decay_steps)
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
 def _has_momentum(optimizer: Optimizer) -> bool:
     """Whether OneCycleLR can cycle this optimizer's momentum (Adam's beta1 or SGD momentum)."""
     return "betas" in optimizer.defaults or optimizer.defaults.get("momentum", 0) > 0
 
 
-def _step_schedule(optimizer, epochs, steps_per_epoch, **kwargs) -> Schedule:
-    milestones = kwargs.pop("milestones", sorted({max(1, epochs // 2), max(1, epochs * 3 // 4)}))
-    scheduler = MultiStepLR(optimizer, milestones, gamma=kwargs.pop("gamma", 0.1), **kwargs)
-    return Schedule(scheduler, per_step=False, name="step")
+def _step_schedule(
+    optimizer: Optimizer,
+    epochs: int,
+    steps_per_epoch: int,
+    milestones: list[int] | None = None,
+    gamma: float = 0.1,
+) -> Schedule:
+    """Multiply the rate by ``gamma`` at each milestone epoch (default: at 1/2 and 3/4)."""
+    milestones = milestones or sorted({max(1, epochs // 2), max(1, epochs * 3 // 4)})
+    return Schedule(MultiStepLR(optimizer, milestones, gamma=gamma), per_step=False, name="step")
 
 
-def _cosine_schedule(optimizer, epochs, steps_per_epoch, **kwargs) -> Schedule:
-    scheduler = CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch, **kwargs)
+def _cosine_schedule(
+    optimizer: Optimizer, epochs: int, steps_per_epoch: int, eta_min: float = 0.0
+) -> Schedule:
+    """A half cosine from the rate down to ``eta_min`` over every step of the run."""
+    scheduler = CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch, eta_min=eta_min)
     return Schedule(scheduler, per_step=True, name="cosine")
 
 
-def _onecycle_schedule(optimizer, epochs, steps_per_epoch, **kwargs) -> Schedule:
-    kwargs.setdefault("max_lr", [group["lr"] for group in optimizer.param_groups])
-    kwargs.setdefault("pct_start", 0.3)
-    kwargs.setdefault("cycle_momentum", _has_momentum(optimizer))
-    scheduler = OneCycleLR(optimizer, total_steps=epochs * steps_per_epoch, **kwargs)
+def _onecycle_schedule(
+    optimizer: Optimizer,
+    epochs: int,
+    steps_per_epoch: int,
+    pct_start: float = 0.3,
+    anneal_strategy: str = "cos",
+    cycle_momentum: bool | None = None,
+    div_factor: float = 25.0,
+    final_div_factor: float = 1e4,
+) -> Schedule:
+    """Warm up to the rate over ``pct_start`` of the steps, then anneal to almost zero."""
+    scheduler = OneCycleLR(
+        optimizer,
+        max_lr=[group["lr"] for group in optimizer.param_groups],
+        total_steps=epochs * steps_per_epoch,
+        pct_start=pct_start,
+        anneal_strategy=anneal_strategy,
+        cycle_momentum=_has_momentum(optimizer) if cycle_momentum is None else cycle_momentum,
+        div_factor=div_factor,
+        final_div_factor=final_div_factor,
+    )
     return Schedule(scheduler, per_step=True, name="onecycle")
 
 
-def _warmup_cosine_schedule(optimizer, epochs, steps_per_epoch, warmup=0.1) -> Schedule:
-    if not 0.0 <= warmup < 1.0:
-        raise ValueError(f"warmup is a fraction of all steps in [0, 1), got {warmup}.")
-    total = epochs * steps_per_epoch
-    factor = WarmupCosine(round(warmup * total), total)
-    return Schedule(LambdaLR(optimizer, factor), per_step=True, name="warmup_cosine")
+def _plateau_schedule(
+    optimizer: Optimizer,
+    epochs: int,
+    steps_per_epoch: int,
+    mode: str = "max",
+    factor: float = 0.5,
+    patience: int = 10,
+    min_lr: float = 0.0,
+) -> Schedule:
+    """Cut the rate by ``factor`` when the validation accuracy stalls for ``patience`` epochs."""
+    scheduler = ReduceLROnPlateau(
+        optimizer, mode=mode, factor=factor, patience=patience, min_lr=min_lr
+    )
+    return Schedule(scheduler, per_step=False, name="plateau")
 
 
-def _plateau_schedule(optimizer, epochs, steps_per_epoch, **kwargs) -> Schedule:
-    settings = {"mode": "max", "factor": 0.5, "patience": 10} | kwargs
-    return Schedule(ReduceLROnPlateau(optimizer, **settings), per_step=False, name="plateau")
-
-
-def _constant_schedule(optimizer, epochs, steps_per_epoch) -> Schedule:
+def _constant_schedule(optimizer: Optimizer, epochs: int, steps_per_epoch: int) -> Schedule:
+    """The same rate throughout."""
     scheduler = ConstantLR(optimizer, factor=1.0, total_iters=0)  # never changes the lr
     return Schedule(scheduler, per_step=False, name="constant")
 
@@ -330,44 +308,29 @@ SCHEDULES: dict[str, Callable[..., Schedule]] = {
     "step": _step_schedule,
     "cosine": _cosine_schedule,
     "onecycle": _onecycle_schedule,
-    "warmup_cosine": _warmup_cosine_schedule,
     "plateau": _plateau_schedule,
 }
 """Schedule names -> builders ``(optimizer, epochs, steps_per_epoch, **kwargs) -> Schedule``."""
 
+EXTENSIBLE_SCHEDULES = ("constant", "plateau")
+"""Schedules that do not depend on the number of epochs, so a resumed run may add epochs."""
+
 
 def make_scheduler(
-    name: str | LRScheduler | Schedule,
-    optimizer: Optimizer,
-    epochs: int,
-    steps_per_epoch: int,
-    **kwargs: Any,
+    name: str, optimizer: Optimizer, epochs: int, steps_per_epoch: int, **kwargs: Any
 ) -> Schedule:
-    """Build a learning-rate ``Schedule`` by name (see ``SCHEDULES``), or wrap a ready torch
-    scheduler (``per_step=True`` if it should step every batch, default once per epoch).
-    ``kwargs`` tune the schedule, e.g. ``pct_start`` for "onecycle", ``warmup`` fraction."""
-    if isinstance(name, Schedule):
-        return name
-    if isinstance(name, LRScheduler):
-        if name.optimizer.param_groups is not optimizer.param_groups:
-            raise ValueError(
-                "This scheduler was built for a different optimizer; build it on the "
-                "optimizer that is passed in."
-            )
-        per_step = kwargs.pop("per_step", False)
-        if kwargs:
-            raise ValueError(
-                f"A ready-built scheduler takes only per_step=..., not {', '.join(kwargs)}."
-            )
-        return Schedule(name, per_step=per_step, name=type(name).__name__)
+    """Build the learning-rate ``Schedule`` called ``name`` (see ``SCHEDULES``; lecture 04);
+    ``kwargs`` tune it, e.g. ``pct_start`` for "onecycle"."""
+    if name not in SCHEDULES:
+        raise ValueError(f"Unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)}.")
     if epochs < 1 or steps_per_epoch < 1:
         raise ValueError(
             f"epochs and steps_per_epoch must be at least 1, got {epochs} and {steps_per_epoch}."
         )
-    key = str(name).strip().lower()
-    if key not in SCHEDULES:
-        raise ValueError(f"Unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)}.")
-    return SCHEDULES[key](optimizer, epochs, steps_per_epoch, **kwargs)
+    unknown = sorted(set(kwargs) - accepted_kwargs(SCHEDULES[name]))
+    if unknown:
+        raise ValueError(f"The {name} schedule takes no argument(s) {', '.join(unknown)}.")
+    return SCHEDULES[name](optimizer, epochs, steps_per_epoch, **kwargs)
 
 
 def clip_gradients(

@@ -7,14 +7,15 @@ lecture 03 derives; the tests check them against PyTorch's own modules.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
-import pandas as pd
 import torch
-import torchinfo
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+
+from course_utils.settings import model_device
 
 InputSize = tuple[int, ...]
 CIFAR_INPUT: InputSize = (1, 3, 32, 32)
@@ -46,39 +47,6 @@ def linear_params(n_in: int, n_out: int, bias: bool = True) -> int:
     return n_in * n_out + (n_out if bias else 0)
 
 
-def layer_table(model: nn.Module, input_size: InputSize = CIFAR_INPUT) -> pd.DataFrame:
-    """One row per leaf layer run by a forward pass: name, type, output shape, parameters.
-
-    Forward hooks record each leaf as it runs (eval mode, no grad; the model's mode is
-    restored), so rows come in execution order and a layer run twice appears twice.
-    """
-    rows = []
-
-    def record(name: str) -> Callable[..., None]:
-        def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-            shape = tuple(output.shape) if isinstance(output, torch.Tensor) else None
-            rows.append(
-                {
-                    "name": name,
-                    "type": type(module).__name__,
-                    "output_shape": shape,
-                    "parameters": count_parameters(module, trainable_only=False),
-                }
-            )
-
-        return hook
-
-    leaves = [(name, m) for name, m in model.named_modules() if not list(m.children())]
-    handles = [module.register_forward_hook(record(name)) for name, module in leaves]
-    try:
-        with _inference(model):
-            model(_dummy_input(model, input_size))
-    finally:
-        for handle in handles:
-            handle.remove()
-    return pd.DataFrame(rows, columns=["name", "type", "output_shape", "parameters"])
-
-
 def stage_parameters(model: nn.Module) -> dict[str, int]:
     """Parameters per top-level child (``stem``, ``stage1``..``stageN``, ``head`` for a
     ResNet): where the parameters of a model live. A child named ``stages`` is opened one
@@ -94,17 +62,17 @@ def stage_parameters(model: nn.Module) -> dict[str, int]:
     return counts
 
 
-def summary(
-    model: nn.Module, input_size: InputSize = CIFAR_INPUT, **kwargs
-) -> torchinfo.ModelStatistics:
+def summary(model: nn.Module, input_size: InputSize = CIFAR_INPUT, **kwargs) -> Any:
     """torchinfo's summary with layer names, output sizes and parameter counts; nothing is
     printed (display the returned object). Runs on the model's device, in eval mode;
     ``kwargs`` override any torchinfo argument (``depth=2`` for a shorter table)."""
+    import torchinfo  # imported here: the rest of course_utils trains without it
+
     options = {
         "input_size": input_size,
         "col_names": ("output_size", "num_params"),
         "row_settings": ("var_names",),
-        "device": _device_of(model),
+        "device": model_device(model),
         "mode": "eval",
         "verbose": 0,
     }
@@ -144,6 +112,26 @@ def training_flops(model: nn.Module, images: int) -> float:
     return 3.0 * flops(model) * images
 
 
+class ComputeLedger:
+    """The training compute of every run in a lecture (lectures 01-07 print it as they go and
+    total it in their summary): ``ledger.add("resnet-20", model, epochs * images)``."""
+
+    def __init__(self) -> None:
+        self.pflops: dict[str, float] = {}
+
+    def add(self, name: str, model: nn.Module, images: int) -> float:
+        """Record and print one run's training PFLOPs (3 x forward FLOPs x images seen)."""
+        pflops = training_flops(model, images) / 1e15
+        self.pflops[name] = pflops
+        print(f"{name}: {count_parameters(model):,} parameters, {pflops:.3g} PFLOPs")
+        return pflops
+
+    @property
+    def total(self) -> float:
+        """PFLOPs of every run recorded so far."""
+        return sum(self.pflops.values())
+
+
 def _largest_layers(model: nn.Module, n: int) -> list[tuple[str, int]]:
     """The ``n`` modules holding the most trainable parameters of their own."""
     sizes = [
@@ -160,15 +148,9 @@ def _own_parameters(module: nn.Module, trainable_only: bool = True) -> int:
     )
 
 
-def _device_of(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter (CPU for a model without parameters)."""
-    first = next(model.parameters(), None)
-    return first.device if first is not None else torch.device("cpu")
-
-
 def _dummy_input(model: nn.Module, input_size: InputSize) -> torch.Tensor:
     """A zero batch of ``input_size`` on the model's device."""
-    return torch.zeros(input_size, device=_device_of(model))
+    return torch.zeros(input_size, device=model_device(model))
 
 
 @contextmanager

@@ -38,6 +38,12 @@ def source_note(source: str | None) -> str | None:
     return SYNTHETIC_NOTE if source == "synthetic" else None
 
 
+def titled(title: str, source: str | None) -> str:
+    """A figure title, with a second line naming the synthetic stand-in when the data is it
+    (every lecture titles its figures this way)."""
+    return _with_note(title, source_note(source))
+
+
 def _with_note(title: str | None, note: str | None) -> str:
     return "\n".join(part for part in (title, f"({note})" if note else None) if part)
 
@@ -90,12 +96,14 @@ def _x_axis(history: Any, x: str) -> tuple[np.ndarray, str]:
     return seconds, "training time (s)"
 
 
-def _metric_lines(history: Any, metric: str, eval_label: str) -> list[tuple[str, str | None, str]]:
-    """(epoch key, split label, line style) for each curve of ``metric`` in this history."""
+def _metric_lines(history: Any, metric: str) -> list[tuple[str, str | None, str]]:
+    """(epoch key, split label, line style) for each curve of ``metric`` in this history: the
+    held-out curve is labelled with the split it was measured on (``History.eval_split``)."""
     first = history.epochs[0]
+    held_out = getattr(history, "eval_split", None) or "held-out"
     lines = [
         (f"{split}_{metric}", label, style)
-        for split, label, style in (("train", "train", "--"), ("test", eval_label, "-"))
+        for split, label, style in (("train", "train", "--"), ("val", held_out, "-"))
         if any(epoch.get(f"{split}_{metric}") is not None for epoch in history.epochs)
     ]
     if not lines and metric in first:
@@ -114,11 +122,10 @@ def plot_history(
     x: str = "epoch",
     title: str | None = None,
     ax: Axes | Iterable[Axes] | None = None,
-    eval_label: str = "test",
 ) -> Figure:
-    """Train (dashed) and test (solid) curves per metric, one panel per metric and one
-    colour per run; ``x="time"`` plots against training wall-clock time instead of epochs.
-    ``eval_label="validation"`` names the solid curves when fit evaluated a held-out split."""
+    """Train (dashed) and held-out (solid, labelled with its split: validation or test)
+    curves per metric, one panel per metric and one colour per run; ``x="time"`` plots
+    against training wall-clock time instead of epochs. Every training lecture draws it."""
     histories = _histories(history_or_list)
     metrics = (metrics,) if isinstance(metrics, str) else tuple(metrics)
     if x not in ("epoch", "time"):
@@ -133,7 +140,7 @@ def plot_history(
         panel_title, y_label, scale = METRIC_DISPLAY.get(metric, (metric, metric, 1.0))
         for history, color in zip(histories, colors, strict=True):
             xs, x_label = _x_axis(history, x)
-            for key, split, style in _metric_lines(history, metric, eval_label):
+            for key, split, style in _metric_lines(history, metric):
                 label = f"{history.name} {split}" if split else history.name
                 ys = _epoch_values(history, key, scale)
                 axis.plot(xs, ys, linestyle=style, color=color, marker=".", label=label)

@@ -1,98 +1,169 @@
-"""The student reports' training recipes as data: one ``Recipe`` per report.
+"""The student reports' training recipes as data, and ``run``: one honest training run.
 
-A recipe names a zoo model and every training choice the report made (optimizer, schedule,
-epochs, batch size, regularisation, augmentation). ``recipe.fit_kwargs()`` and
-``recipe.loader_kwargs()`` turn it into arguments for ``train.fit`` and ``DeviceLoader``;
-``python -m course_utils train --recipe NAME`` runs one. Where a report leaves a choice
-open, the recipe makes one and its ``source`` note says so.
+A ``Recipe`` is a named ``TrainConfig`` + a zoo model + a note on its source; where a
+report leaves a choice open, the recipe makes one and its note says so. ``run`` is what
+``python -m course_utils train`` and lecture 06 call: hold out validation, build the
+loaders, ``fit``, evaluate the test set once, save history, checkpoint and curves.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
+
+import matplotlib.pyplot as plt
+from torch import nn
+
+from course_utils import plots, settings, zoo
+from course_utils.config import TrainConfig
+from course_utils.data import ImageData
+from course_utils.loader import DeviceLoader
+from course_utils.train import Evaluation, History, evaluate, fit
+
+FILES = {"history": "history.json", "checkpoint": "checkpoint.pt", "curves": "curves.png"}
+"""What ``run`` writes into its output folder."""
+
+TORCHVISION_CROP = {"name": "crop", "padding": 4, "padding_mode": "constant"}
+"""``RandomCrop(32, padding=4)`` as torchvision does it by default: the border filled with 0."""
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """One complete training setup: model, optimizer, schedule, regularisation, augmentation,
-    and a ``source`` note saying which report it comes from and what was assumed."""
+    """One complete training setup (lecture 06): a name, a zoo model key, a TrainConfig and a
+    ``source`` note saying which report it comes from and what was assumed."""
 
     name: str
     model: str
-    optimizer: str
-    lr: float
-    epochs: int
-    batch_size: int
-    weight_decay: float = 0.0
-    momentum: float | None = None
-    schedule: str = "constant"
-    schedule_kwargs: dict[str, Any] = field(default_factory=dict)
-    mixup: float = 0.0
-    label_smoothing: float = 0.0
-    grad_clip: float | dict[str, float] | None = None
-    crop_padding: int = 4
-    padding_mode: str = "zeros"
-    flip: bool = True
-    cutout: int = 0
-    lookahead: dict[str, float] | None = None
-    tta: bool = False
-    ema: float | None = None
-    validation_split: float = 0.0
+    config: TrainConfig = field(default_factory=TrainConfig)
     source: str = ""
 
     def replace(self, **changes: Any) -> Recipe:
-        """A copy with some fields changed, e.g. ``recipe.replace(epochs=5)``."""
-        return replace(self, **changes)
+        """A copy with TrainConfig fields (or ``model``) changed: ``recipe.replace(epochs=5)``."""
+        model = changes.pop("model", self.model)
+        return replace(self, model=model, config=self.config.replace(**changes))
 
-    def fit_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``train.fit`` (everything but the model and the loaders)."""
-        optimizer_kwargs: dict[str, Any] = {}
-        if self.momentum is not None:
-            optimizer_kwargs["momentum"] = self.momentum
-        if self.lookahead:
-            optimizer_kwargs.update(
-                lookahead=True,
-                lookahead_k=self.lookahead["k"],
-                lookahead_alpha=self.lookahead["alpha"],
-            )
-        return {
-            "epochs": self.epochs,
-            "optimizer": self.optimizer,
-            "lr": self.lr,
-            "weight_decay": self.weight_decay,
-            "optimizer_kwargs": optimizer_kwargs or None,
-            "schedule": self.schedule,
-            "schedule_kwargs": dict(self.schedule_kwargs) or None,
-            "mixup": self.mixup or None,
-            "label_smoothing": self.label_smoothing,
-            "grad_clip": self.grad_clip,
-            "ema": self.ema,
-        }
 
-    def loader_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for the training ``DeviceLoader`` (batch size and augmentation)."""
-        return {
-            "batch_size": self.batch_size,
-            "crop_padding": self.crop_padding,
-            "padding_mode": self.padding_mode,
-            "flip": self.flip,
-            "cutout": self.cutout,
-        }
+@dataclass
+class RunResult:
+    """What ``run`` hands back: the trained model, its history, the one test evaluation and
+    the output folder (None when nothing was saved)."""
+
+    model: nn.Module
+    history: History
+    test: Evaluation
+    out: Path | None
+
+
+def run(
+    recipe: Recipe | TrainConfig,
+    train_data: ImageData,
+    test_data: ImageData,
+    *,
+    model: nn.Module | str | None = None,
+    augment: Sequence[str | dict | Callable] | None = None,
+    out: str | os.PathLike | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    name: str | None = None,
+    on_epoch: Callable[[int, dict], bool | None] | None = None,
+    **overrides: Any,
+) -> RunResult:
+    """Train ``recipe`` (with TrainConfig ``overrides``) on ``train_data``, choosing nothing
+    on the test set: ``val_split`` of the training images is held out for the per-epoch
+    validation numbers, and ``test_data`` is evaluated once, at the end (with flip TTA when
+    the config says so). ``model`` replaces the recipe's zoo model (a key or a built network,
+    e.g. a student's); ``augment`` replaces its augmentation list (specs or your callables).
+    With ``out``, history, checkpoint and curves are saved there; a finished run already in
+    ``out`` is never overwritten unless ``overwrite=True``.
+    """
+    if isinstance(recipe, TrainConfig):
+        recipe = Recipe(name=name or "custom", model="", config=recipe)
+    recipe = recipe.replace(**overrides)
+    config = recipe.config
+    folder = Path(out) if out is not None else None
+    if folder is not None:
+        check_output_folder(folder, resume, overwrite)
+    settings.seed_everything(config.seed)  # before the model is built: the seed sets its init
+    network = model if isinstance(model, nn.Module) else zoo.build(model or recipe.model)
+    if config.val_split > 0:
+        train_part, val_part = train_data.holdout(config.val_split, seed=config.seed)
+    else:
+        train_part, val_part = train_data, None
+    pipeline = config.augment if augment is None else augment
+    train_loader = DeviceLoader(train_part, config.batch_size, augment=pipeline)
+    val_loader = DeviceLoader(val_part, config.batch_size, train=False) if val_part else None
+    history = fit(
+        network,
+        train_loader,
+        val_loader,
+        config,
+        checkpoint=folder / FILES["checkpoint"] if folder is not None else None,
+        resume=resume,
+        progress=progress,
+        name=name or recipe.name,
+        on_epoch=on_epoch,
+    )
+    test_loader = DeviceLoader(test_data, config.batch_size, train=False)
+    test = evaluate(network, test_loader, tta=config.tta)
+    history.test = {
+        "split": test_data.split,
+        "images": len(test_data),
+        "loss": test.loss,
+        "accuracy": test.accuracy,
+        "tta": config.tta,
+    }
+    if folder is not None:
+        history.save(folder / FILES["history"])
+        figure = plots.plot_history(history)
+        plots.save_figure(figure, folder / FILES["curves"])
+        plt.close(figure)
+    return RunResult(model=network, history=history, test=test, out=folder)
+
+
+def check_output_folder(folder: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse, before any training, an output folder that would lose a user's run: a finished
+    run (its history), or an unfinished one's checkpoint when not resuming."""
+    if folder.exists() and not folder.is_dir():
+        raise FileExistsError(f"--out {folder} is a file, not a folder: choose another --out.")
+    finished = (folder / FILES["history"]).is_file()
+    started = (folder / FILES["checkpoint"]).is_file()
+    if overwrite:
+        for file in FILES.values():
+            (folder / file).unlink(missing_ok=True)
+    elif finished and not resume:
+        raise FileExistsError(
+            f"{folder} holds a finished run ({FILES['history']}); choose another --out, or add "
+            "--overwrite (overwrite=True) to replace it."
+        )
+    elif started and not resume:
+        raise FileExistsError(
+            f"{folder} holds an unfinished run's {FILES['checkpoint']}; add --resume to continue "
+            "it, or --overwrite (overwrite=True) to start again."
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    if not os.access(folder, os.W_OK):
+        raise PermissionError(f"cannot write into {folder}: choose another --out.")
 
 
 RECIPES: dict[str, Recipe] = {
     "pillai": Recipe(
         name="pillai",
         model="pillai",
-        optimizer="adadelta",
-        lr=1e-4,
-        weight_decay=1e-3,
-        batch_size=128,
-        epochs=50,
-        schedule="plateau",
-        schedule_kwargs={"mode": "max", "factor": 0.5, "patience": 10},
-        validation_split=0.2,
+        config=TrainConfig(
+            optimizer="adadelta",
+            lr=1e-4,
+            weight_decay=1e-3,
+            batch_size=128,
+            epochs=50,
+            schedule="plateau",
+            schedule_kwargs={"mode": "max", "factor": 0.5, "patience": 10},
+            augment=(TORCHVISION_CROP, "flip"),
+            val_split=0.2,
+        ),
         source=(
             "Pillai et al.: Adadelta lr 1e-4, weight decay 1e-3, batch 128, ReduceLROnPlateau "
             "on validation accuracy (factor 0.5, patience 10), 80/20 train/validation split; "
@@ -103,65 +174,93 @@ RECIPES: dict[str, Recipe] = {
     "merabishvili": Recipe(
         name="merabishvili",
         model="merabishvili",
-        optimizer="adam",
-        lr=1e-3,
-        batch_size=128,
-        epochs=60,
-        schedule="cosine",
+        config=TrainConfig(
+            optimizer="adam",
+            lr=1e-3,
+            weight_decay=0.0,
+            batch_size=128,
+            epochs=60,
+            schedule="cosine",
+            augment=(TORCHVISION_CROP, "flip"),
+        ),
         source=(
             "Merabishvili et al.: Adam with a learning-rate scheduler, random crop + flip, "
             "60 epochs, fixed seeds. The report names neither the scheduler, the learning rate "
-            "nor the batch size: cosine, Adam's default lr 1e-3 and batch 128 are our choices."
+            "nor the batch size: cosine, Adam's default lr 1e-3 and batch 128 are our choices; "
+            "no weight decay is stated, so none is used. Validation: the course's 10% split."
         ),
     ),
     "rout": Recipe(
         name="rout",
         model="rout",
-        optimizer="momentum",
-        lr=0.05,
-        momentum=0.9,
-        weight_decay=1e-4,
-        lookahead={"k": 5, "alpha": 0.5},
-        batch_size=128,
-        epochs=400,
-        schedule="cosine",
-        label_smoothing=0.1,
-        cutout=12,
+        config=TrainConfig(
+            optimizer="momentum",
+            lr=0.05,
+            momentum=0.9,
+            weight_decay=1e-4,
+            lookahead={"k": 5, "alpha": 0.5},
+            batch_size=128,
+            epochs=400,
+            schedule="cosine",
+            label_smoothing=0.1,
+            augment=(
+                TORCHVISION_CROP,
+                "flip",
+                {"name": "rotate", "degrees": 15.0},
+                {
+                    "name": "jitter",
+                    "brightness": 0.2,
+                    "contrast": 0.2,
+                    "saturation": 0.2,
+                    "hue": 0.1,
+                },
+                {"name": "erase", "p": 0.5, "scale": [0.02, 0.33], "ratio": [0.3, 3.3]},
+            ),  # fmt: skip
+        ),
         source=(
             "Rout & Mamidwar: SGD lr 0.05 momentum 0.9 weight decay 1e-4 in Lookahead (k 5, "
             "alpha 0.5), CosineAnnealingLR T_max 400 over 400 epochs (here per step over the "
-            "same 400 epochs), label smoothing 0.1. Their RandomRotation(15), ColorJitter and "
-            "RandomErasing(p 0.5) are approximated by cutout 12 (about the same expected erased "
-            "area); rotation and colour jitter are left out. Batch size not stated: 128."
+            "same 400 epochs), label smoothing 0.1, RandomCrop(32, 4) + flip + "
+            "RandomRotation(15) + ColorJitter(0.2, 0.2, 0.2, 0.1) + RandomErasing(p 0.5, "
+            "scale 0.02-0.33, ratio 0.3-3.3). Batch size not stated: 128. Erasing fills with "
+            "the mean pixel (torchvision's default fills with 0 after normalisation, which is "
+            "the mean colour too)."
         ),
     ),
     "sudrik": Recipe(
         name="sudrik",
         model="sudrik",
-        optimizer="adadelta",
-        lr=0.1,
-        batch_size=64,
-        epochs=300,
-        schedule="constant",
-        mixup=1.0,
+        config=TrainConfig(
+            optimizer="adadelta",
+            lr=0.1,
+            weight_decay=0.0,
+            batch_size=64,
+            epochs=300,
+            schedule="constant",
+            mixup=1.0,
+            augment=(TORCHVISION_CROP, "flip"),
+        ),
         source=(
             "Sudrik et al.: Adadelta lr 0.1 (constant), batch 64, mixup, 300 epochs, standard "
             "augmentation (crop + flip): 94.12% (best epoch, measured on the test set). The "
-            "report gives no mixup alpha: 1.0 is the common default."
+            "report gives no mixup alpha: 1.0 is the common default. Validation: the course's "
+            "10% split, so that no epoch is chosen on the test set."
         ),
     ),
     "wang": Recipe(
         name="wang",
         model="wang",
-        optimizer="adam",
-        lr=0.01,
-        weight_decay=1e-6,
-        batch_size=128,
-        epochs=70,
-        schedule="onecycle",
-        schedule_kwargs={"pct_start": 0.3},
-        grad_clip={"value": 0.1},
-        padding_mode="reflect",
+        config=TrainConfig(
+            optimizer="adam",
+            lr=0.01,
+            weight_decay=1e-6,
+            batch_size=128,
+            epochs=70,
+            schedule="onecycle",
+            schedule_kwargs={"pct_start": 0.3},
+            grad_clip={"value": 0.1},
+            augment=({"name": "crop", "padding": 4, "padding_mode": "reflect"}, "flip"),
+        ),
         source=(
             "Wang et al.: Adam, one-cycle (max lr 0.01, 30% warm-up), weight decay 1e-6, "
             "gradient clipping 0.1 (by value: the report does not say which; value is our "
@@ -173,19 +272,28 @@ RECIPES: dict[str, Recipe] = {
     "fast94": Recipe(
         name="fast94",
         model="capstone",
-        optimizer="nesterov",
-        lr=0.4,
-        momentum=0.9,
-        weight_decay=5e-4,
-        batch_size=512,
-        epochs=30,
-        schedule="onecycle",
-        schedule_kwargs={"pct_start": 0.2, "anneal_strategy": "linear", "cycle_momentum": False},
-        label_smoothing=0.2,
-        padding_mode="reflect",
-        cutout=8,
-        tta=True,
-        validation_split=0.1,
+        config=TrainConfig(
+            optimizer="nesterov",
+            lr=0.4,
+            momentum=0.9,
+            weight_decay=5e-4,
+            batch_size=512,
+            epochs=30,
+            schedule="onecycle",
+            schedule_kwargs={
+                "pct_start": 0.2,
+                "anneal_strategy": "linear",
+                "cycle_momentum": False,
+            },
+            label_smoothing=0.2,
+            augment=(
+                {"name": "crop", "padding": 4, "padding_mode": "reflect"},
+                "flip",
+                {"name": "cutout", "size": 8},
+            ),
+            tta=True,
+            val_split=0.1,
+        ),
         source=(
             "This course's capstone (lecture 06), after Page's DAWNBench ResNet-9 runs: the "
             "4.2M-parameter 'capstone' network, SGD with Nesterov momentum 0.9, batch 512, "
@@ -193,8 +301,9 @@ RECIPES: dict[str, Recipe] = {
             "linearly to zero, weight decay 5e-4, label smoothing 0.2, reflect-padded crop + "
             "flip + 8x8 cutout, flip test-time augmentation; 10% of the training set held out "
             "for validation, the test set touched once at the end. 30 epochs on 45,000 images "
-            "is about 2.7 PFLOPs of training. Target: 94% on real CIFAR-10 (a target, not a "
-            "measurement)."
+            "is about 2.7 PFLOPs of training. Its hyper-parameters come from Page, whose "
+            "'valid' set was the CIFAR-10 test set. Target: 94% on real CIFAR-10 (a target, "
+            "not a measurement)."
         ),
     ),
 }

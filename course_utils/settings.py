@@ -50,6 +50,22 @@ def model_device(model: torch.nn.Module) -> torch.device:
     return first.device if first is not None else torch.device("cpu")
 
 
+def choose_precision(device: torch.device, requested: str = "auto") -> tuple[str, str]:
+    """The precision training and evaluation use on ``device`` ("bf16", "fp16" or "fp32"),
+    and why, in a few words (``describe`` prints it; lecture 00). An explicit ``requested``
+    is used as given; "auto" picks bf16 autocast where the GPU has bf16 tensor cores
+    (compute capability 8.0 and newer: A100, L4, H100), fp16 autocast with a gradient scaler
+    on older GPUs (T4, V100: cuDNN has no fast bf16 convolutions there), fp32 on a CPU."""
+    if requested != "auto":
+        return requested, "as requested"
+    if device.type != "cuda":
+        return "fp32", f"no CUDA GPU ({device.type})"
+    major, minor = torch.cuda.get_device_capability(device)
+    if major >= 8:
+        return "bf16", f"compute capability {major}.{minor} has bf16 tensor cores"
+    return "fp16", f"compute capability {major}.{minor} has no fast bf16: fp16 with loss scaling"
+
+
 def seed_everything(seed: int, deterministic: bool = False) -> None:
     """Seed Python, NumPy and torch; with ``deterministic`` also ask torch for
     deterministic kernels, so that two runs give bit-identical results (slower on GPU)."""
@@ -97,6 +113,7 @@ def environment_facts() -> dict[str, str]:
         "torchvision": torchvision.__version__,
         "device": str(device),
         "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else "none",
+        "precision": "{} ({})".format(*choose_precision(device)),
         "mode": "smoke (tiny data and models)" if SMOKE else "full",
         "data folder": str(data_root()),
     }

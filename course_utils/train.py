@@ -1,10 +1,11 @@
 """Training and evaluation: ``fit`` trains a model and returns its ``History``; ``evaluate``
 measures it (loss, accuracy, confusion matrix, probabilities); ``predict`` classifies images.
 
-Each training step is the classic five lines (forward, loss, zero_grad, backward, step);
-the rest of ``fit`` is what a real run needs around them: bf16 autocast and channels_last
-on a GPU, learning-rate schedules, mixup, gradient clipping, a progress bar, checkpoints
-that resume exactly, and a clear stop when the loss diverges.
+``fit`` is one loop you can read top to bottom: the classic five lines of a training step
+(forward, loss, zero_grad, backward, step) and what a real run needs around them: autocast
+in the precision the GPU does best, a learning-rate schedule, mixup, gradient clipping, a
+progress bar, checkpoints that resume exactly, and a clear stop when the loss diverges.
+Every setting comes from a ``config.TrainConfig``.
 """
 
 from __future__ import annotations
@@ -14,34 +15,46 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim import Optimizer
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from course_utils import checkpoint as ckpt
 from course_utils import settings
-from course_utils.data import CIFAR10_MEAN, CIFAR10_STD
+from course_utils.config import ConfigError, TrainConfig
 from course_utils.loader import normalize
 from course_utils.mixup import Mixer, mixed_accuracy, mixed_loss
-from course_utils.optim import clip_gradients, make_optimizer, make_scheduler
+from course_utils.optim import (
+    EXTENSIBLE_SCHEDULES,
+    clip_gradients,
+    make_optimizer,
+    make_scheduler,
+)
 from course_utils.params import count_parameters
-from course_utils.settings import seed_everything
 
 SYNC_EVERY = 25
 """Training steps between host syncs, where the loss is checked for NaN/inf and the
 progress bar is updated. Syncing every step would stall a GPU; never would stop late."""
 
+HISTORY_FORMAT = 2
+"""Version of the saved history layout (2: ``val_*`` metrics and a full ``TrainConfig``)."""
+
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
+OPTIMIZER_FIELDS = ("optimizer", "lr", "weight_decay", "momentum", "optimizer_kwargs", "lookahead")
+LOADER_FIELDS = ("batch_size", "augment")  # a loader's own settings, recorded from it
+
 
 class TrainingDiverged(RuntimeError):
-    """The training loss became NaN or infinite; the run stopped before saving that state."""
+    """The training loss (or the weights) became NaN or infinite; the run stopped before
+    saving that state."""
 
     def __init__(self, message: str, epoch: int, step: int, history: History) -> None:
         super().__init__(message)
@@ -52,19 +65,22 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass
 class History:
-    """Everything one training run recorded: per-epoch metrics, per-step loss and learning
-    rate, the run's settings and its data source (``plots.plot_history`` draws it)."""
+    """Everything one training run recorded (``plots.plot_history`` draws it): per-epoch
+    metrics (``train_*`` and ``val_*``), per-step loss and learning rate, the run's
+    ``TrainConfig`` as a dict, what the run resolved (``run``: model, device, precision...),
+    the data's source and the split ``val_*`` was measured on (``eval_split``)."""
 
     name: str
     config: dict = field(default_factory=dict)
+    run: dict = field(default_factory=dict)
     source: str | None = None
+    provenance: str | None = None
+    eval_split: str | None = None
     epochs: list[dict] = field(default_factory=list)
     step_lr: list[float] = field(default_factory=list)
     step_loss: list[float] = field(default_factory=list)
-
-    def to_frame(self) -> pd.DataFrame:
-        """One row per finished epoch, one column per metric."""
-        return pd.DataFrame(self.epochs)
+    test: dict | None = None  # the final test evaluation, when recipes.run made one
+    format_version: int = HISTORY_FORMAT
 
     def to_dict(self) -> dict:
         """The history as plain Python values (for JSON files and checkpoints)."""
@@ -72,7 +88,13 @@ class History:
 
     @classmethod
     def from_dict(cls, values: dict) -> History:
-        """Rebuild a history from :meth:`to_dict`'s output."""
+        """Rebuild a history from :meth:`to_dict`'s output; older layouts are refused."""
+        version = values.get("format_version")
+        if version != HISTORY_FORMAT:
+            raise ValueError(
+                f"this history has format {version or 1}, this course_utils reads format "
+                f"{HISTORY_FORMAT} (val_* metrics, a full TrainConfig): train the run again."
+            )
         return cls(**values)
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -87,8 +109,15 @@ class History:
         """Read a history written by :meth:`save`."""
         return cls.from_dict(json.loads(Path(path).read_text()))
 
-    def best(self, metric: str = "test_acc") -> dict:
-        """The epoch with the best ``metric``: the lowest for losses, the highest otherwise."""
+    def best(self, metric: str = "val_acc") -> dict:
+        """The epoch with the best ``metric`` (lowest loss, highest otherwise). Choosing an
+        epoch on the test set is refused: that is picking the result you report."""
+        if metric.startswith("val_") and self.eval_split == "test":
+            raise ValueError(
+                f"History {self.name!r} measured val_* on the test set; choosing the best "
+                "epoch there reports a number chosen on the test set. Hold out a validation "
+                "split (ImageData.holdout) and evaluate the test set once at the end."
+            )
         scored = [row for row in self.epochs if row.get(metric) is not None]
         if not scored:
             known = sorted(self.epochs[0]) if self.epochs else "none yet"
@@ -104,320 +133,279 @@ class History:
         return self.epochs[-1]
 
 
-@dataclass
-class _Run:
-    """The parts of one training run that every epoch and every step needs."""
-
-    model: nn.Module
-    forward: nn.Module  # the model, or its torch.compile'd twin
-    loader: Iterable
-    optimizer: torch.optim.Optimizer
-    schedule: Any
-    criterion: nn.Module
-    mixer: Mixer | None
-    clip: dict | None
-    averaged: AveragedModel | None
-    amp: bool
-    channels_last: bool
-    device: torch.device
-    history: History
-    bar: Any = None
-
-
 def fit(
     model: nn.Module,
     train_loader: Iterable,
-    test_loader: Iterable | None = None,
-    epochs: int = 1,
-    optimizer: str | torch.optim.Optimizer = "nesterov",
-    lr: float = 0.1,
-    weight_decay: float = 5e-4,
-    schedule: Any = "onecycle",
-    schedule_kwargs: dict | None = None,
-    optimizer_kwargs: dict | None = None,
+    val_loader: Iterable | None = None,
+    config: TrainConfig | None = None,
+    *,
+    optimizer: Optimizer | str | None = None,
     loss: nn.Module | None = None,
-    label_smoothing: float = 0.0,
-    mixup: float | Mixer | None = None,
-    grad_clip: float | dict | None = None,
-    amp: bool | str = "auto",
-    channels_last: bool | str = "auto",
-    compile: bool = False,
+    mixer: Mixer | None = None,
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
     progress: bool = True,
-    seed: int | None = None,
     name: str | None = None,
-    ema: float | None = None,
+    on_epoch: Callable[[int, dict], bool | None] | None = None,
+    **overrides: Any,
 ) -> History:
-    """Train ``model`` on ``train_loader`` for ``epochs`` epochs and return its History.
+    """Train ``model`` on ``train_loader`` as ``config`` says and return its History.
 
-    ``optimizer``/``schedule``: names for ``optim.make_optimizer``/``make_scheduler`` (extra
-    arguments in ``optimizer_kwargs``/``schedule_kwargs``) or ready-built objects. ``mixup``:
-    a Beta alpha or a ``Mixer``. ``grad_clip``: a max gradient norm, or ``dict(value=...,
-    norm=...)``. ``amp``/``channels_last`` ("auto": on CUDA only) and ``compile`` speed up GPU
-    runs. ``checkpoint``: a file written after every epoch; ``resume=True`` continues from it
-    exactly. ``ema``: a decay (e.g. 0.999) to evaluate an exponential moving average of the
-    weights; the model ends with those averaged weights. A NaN/inf loss raises
-    ``TrainingDiverged``.
+    ``overrides`` are TrainConfig fields (``fit(model, loader, epochs=3, lr=0.05)``). The
+    rest are run-time objects: a ready-built ``optimizer`` (then lr and the like are its
+    own; a name such as "adam" is the config's field), a custom ``loss``, a ``Mixer``, a
+    ``checkpoint`` file written after every epoch (``resume=True`` continues it exactly),
+    and ``on_epoch(epoch, record)``, called after each epoch, which stops the run by
+    returning True. Lectures 01-07 train with it.
     """
-    if epochs < 1:
-        raise ValueError(f"epochs must be at least 1, got {epochs}.")
+    if isinstance(optimizer, str):  # a name is the config's field, not a built optimizer
+        overrides["optimizer"], optimizer = optimizer, None
+    config = _run_config(config, overrides, train_loader, optimizer)
     if resume and checkpoint is None:
         raise ValueError("resume=True needs checkpoint=<path> to resume from.")
-    if seed is not None:
-        seed_everything(seed)
+    settings.seed_everything(config.seed)
+    if hasattr(train_loader, "set_seed"):
+        train_loader.set_seed(config.seed)  # one seed for the shuffle and augmentation too
     device = torch.device(getattr(train_loader, "device", None) or settings.model_device(model))
-    use_amp = _gpu_only(amp, "amp", device)
-    use_channels_last = _gpu_only(channels_last, "channels_last", device)
-    model.to(device)
-    if use_channels_last:
-        model.to(memory_format=torch.channels_last)
-
-    optimizer_name = optimizer if isinstance(optimizer, str) else type(optimizer).__name__
-    if isinstance(optimizer, str):
-        optimizer = make_optimizer(
-            optimizer, model.parameters(), lr, weight_decay, **(optimizer_kwargs or {})
-        )
-    base_lr = optimizer.param_groups[0]["lr"]
-    # Steps per epoch: the loader's batches, or fewer in a COURSE_MAX_STEPS dry run.
+    precision, _ = settings.choose_precision(device, config.precision)
+    channels_last = config.channels_last and device.type == "cuda"
+    model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
+    ready_built = optimizer is not None
+    optimizer = _own_optimizer(optimizer, model) or make_optimizer(
+        config.optimizer, model, config.lr, config.weight_decay, config.momentum,
+        config.lookahead, **config.optimizer_kwargs,
+    )  # fmt: skip
     steps = min(len(train_loader), settings.MAX_STEPS or len(train_loader))
-    schedule = schedule or "constant"
-    schedule_name = schedule if isinstance(schedule, str) else type(schedule).__name__
-    schedule = make_scheduler(  # a name is built; a Schedule or torch scheduler is wrapped
-        schedule, optimizer, epochs, steps, **(schedule_kwargs or {})
+    schedule = make_scheduler(
+        config.schedule, optimizer, config.epochs, steps, **config.schedule_kwargs
     )
-    criterion = loss if loss is not None else nn.CrossEntropyLoss(label_smoothing=label_smoothing)
-    mixer = _make_mixer(mixup)
-    clip = _clip_settings(grad_clip)
-    averaged = None
-    if ema:
-        averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema), use_buffers=True)
-    forward = _maybe_compile(model, compile, device)
+    criterion = loss or nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    mixer = mixer or (Mixer("mixup", config.mixup) if config.mixup else None)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    averaged = _ema(model, config.ema)
+    forward = _compiled(model, config.compile, device)
+    state = {"model": model, "optimizer": optimizer, "schedule": schedule, "scaler": scaler}
+    state |= {"ema": averaged, "loader": train_loader}
+    history = _new_history(name or type(model).__name__, config, model, train_loader)
+    if ready_built:  # record what the optimizer really uses, not the config's defaults
+        group = optimizer.param_groups[0]
+        history.config |= {"optimizer": f"{type(optimizer).__name__} (ready-built)"}
+        history.config |= {key: group.get(key) for key in ("lr", "weight_decay", "momentum")}
+    history.run |= {"device": str(device), "precision": precision, "channels_last": channels_last}
+    history.eval_split = getattr(val_loader, "split", None)
+    start = _resume(checkpoint, state, history) if resume else 0
 
-    history = History(
-        name=name or type(model).__name__,
-        source=getattr(train_loader, "source", None),
-        config={
+    autocast_dtype, autocast_on = AUTOCAST_DTYPES[precision], precision != "fp32"
+    bar = tqdm(
+        total=config.epochs * steps, initial=start * steps, desc=history.name, disable=not progress
+    )
+    with bar:
+        for epoch in range(start, config.epochs):
+            model.train()
+            if hasattr(train_loader, "set_epoch"):
+                train_loader.set_epoch(epoch)
+            tally = _EpochTally(history, epoch, bar)
+            for x, y in _batches(train_loader):
+                x = x.to(device, non_blocking=True)
+                y = y.to(device, non_blocking=True)
+                if channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                x, y, y_mixed, lam = mixer(x, y) if mixer else (x, y, y, 1.0)
+                with torch.autocast(device.type, autocast_dtype, enabled=autocast_on):
+                    logits = forward(x)
+                    step_loss = mixed_loss(criterion, logits, y, y_mixed, lam)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(step_loss).backward()
+                if config.grad_clip is not None:
+                    scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+                    clip_gradients(model, **_clip_settings(config.grad_clip))
+                history.step_lr.append(optimizer.param_groups[0]["lr"])
+                scaler.step(optimizer)
+                scaler.update()
+                if schedule.per_step:
+                    schedule.step()
+                if averaged is not None:
+                    averaged.update_parameters(model)
+                tally.add(step_loss, logits.detach(), y, y_mixed, lam)
+            record = tally.finish()
+            evaluated = averaged.module if averaged is not None else model
+            result = evaluate(evaluated, val_loader, precision=precision) if val_loader else None
+            record["val_loss"] = result.loss if result else None
+            record["val_acc"] = result.accuracy if result else None
+            history.epochs.append(record)
+            if not schedule.per_step:
+                schedule.step(record["val_acc"] if result else record["train_acc"])
+            bar.set_postfix(_postfix(record))
+            if checkpoint is not None:
+                _save(checkpoint, epoch + 1, state, history)
+            if on_epoch is not None and on_epoch(epoch + 1, record):
+                break
+    if averaged is not None:
+        # Hand back the averaged weights: they are what the history's val numbers measured.
+        model.load_state_dict(averaged.module.state_dict())
+    return history
+
+
+class _EpochTally:
+    """One epoch's running loss and accuracy, kept on the device and copied to the host
+    every ``SYNC_EVERY`` steps, where a NaN/inf loss stops the run."""
+
+    def __init__(self, history: History, epoch: int, bar: Any) -> None:
+        self.history, self.epoch, self.bar = history, epoch, bar
+        self.first_step = len(history.step_loss)
+        self.pending: list[torch.Tensor] = []
+        self.batch_sizes: list[int] = []
+        self.correct: torch.Tensor | float = 0.0
+        self.start = time.perf_counter()
+
+    def add(self, loss: torch.Tensor, logits, y, y_mixed, lam: float) -> None:
+        """Count one step's loss, correct predictions (mixup-weighted) and batch size."""
+        self.correct = self.correct + mixed_accuracy(logits, y, y_mixed, lam) * len(y)
+        self.pending.append(loss.detach().float())
+        self.batch_sizes.append(len(y))
+        self.bar.update()
+        if len(self.pending) == SYNC_EVERY:
+            self.sync()
+
+    def sync(self) -> None:
+        """Copy the pending step losses to the host (one sync) and stop on NaN/inf."""
+        if not self.pending:
+            return
+        history = self.history
+        losses = torch.stack(self.pending).tolist()
+        self.pending.clear()
+        for offset, value in enumerate(losses):
+            if not math.isfinite(value):
+                history.step_loss.extend(losses[: offset + 1])
+                del history.step_lr[len(history.step_loss) :]
+                step = len(history.step_loss) - self.first_step
+                raise TrainingDiverged(
+                    f"Training diverged: the loss became {value} at epoch {self.epoch + 1}, "
+                    f"step {step} (learning rate {history.step_lr[-1]:.3g}). Lower the learning "
+                    "rate or clip gradients (grad_clip=...); the last checkpoint, if any, is "
+                    "from before.",
+                    epoch=self.epoch + 1,
+                    step=step,
+                    history=history,
+                )
+        history.step_loss.extend(losses)
+        if not self.bar.disable:
+            self.bar.set_postfix(_postfix(self._train_metrics() | {"epoch": self.epoch + 1}))
+
+    def _train_metrics(self) -> dict:
+        images = sum(self.batch_sizes)
+        losses = self.history.step_loss[self.first_step :]
+        loss = sum(v * n for v, n in zip(losses, self.batch_sizes, strict=True)) / images
+        return {"train_loss": loss, "train_acc": float(self.correct) / images}
+
+    def finish(self) -> dict:
+        """The epoch's record: train metrics, final learning rate and timing."""
+        self.sync()
+        if not self.batch_sizes:
+            raise ValueError("The training loader yielded no batch: give it at least one.")
+        seconds = time.perf_counter() - self.start
+        previous = self.history.epochs[-1]["elapsed"] if self.history.epochs else 0.0
+        return {
+            "epoch": self.epoch + 1,
+            **self._train_metrics(),
+            "lr": self.history.step_lr[-1],
+            "seconds": seconds,
+            "images_per_sec": sum(self.batch_sizes) / seconds,
+            "elapsed": previous + seconds,
+        }
+
+
+def _run_config(
+    config: TrainConfig | None, overrides: dict, train_loader: Iterable, optimizer: Any
+) -> TrainConfig:
+    """The run's TrainConfig: ``config`` with ``overrides``, and the loader's own batch size
+    and augmentations recorded. Settings that something else decides are refused, not ignored."""
+    config = (config or TrainConfig()).replace(**overrides)
+    if optimizer is not None:
+        conflicts = [key for key in OPTIMIZER_FIELDS if key in overrides]
+        if conflicts:
+            raise ConfigError(
+                f"a ready-built optimizer has its own {', '.join(conflicts)}: set them when you "
+                "build it, or give the optimizer by name (optimizer='adam', lr=...)."
+            )
+    from_loader = {key: getattr(train_loader, key, None) for key in LOADER_FIELDS}
+    for key, value in from_loader.items():
+        if key in overrides and value is not None and config.replace(**{key: value}) != config:
+            raise ConfigError(
+                f"{key} belongs to the training loader ({value!r}); build the loader with "
+                f"{key}=... instead of passing it to fit."
+            )
+    return config.replace(**{key: value for key, value in from_loader.items() if value is not None})
+
+
+def _own_optimizer(optimizer: Optimizer | None, model: nn.Module) -> Optimizer | None:
+    """A ready-built optimizer, after checking that it updates this model's parameters."""
+    if optimizer is None:
+        return None
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(
+            f"optimizer= takes a torch optimizer built on model.parameters(), got "
+            f"{type(optimizer).__name__}; to choose one by name, pass optimizer='adam' etc."
+        )
+    mine = {id(p) for p in model.parameters()}
+    theirs = [p for group in optimizer.param_groups for p in group["params"]]
+    if not theirs or any(id(p) not in mine for p in theirs):
+        raise ValueError(
+            "This optimizer was built on other parameters than this model's: build it on "
+            "model.parameters() of the model you train (after moving it to its device)."
+        )
+    return optimizer
+
+
+def _new_history(name: str, config: TrainConfig, model: nn.Module, loader: Iterable) -> History:
+    """An empty History carrying the config and the model and data it trains."""
+    return History(
+        name=name,
+        config=config.to_dict(),
+        run={
             "model": type(model).__name__,
             "parameters": count_parameters(model),
-            "optimizer": optimizer_name,
-            "optimizer_kwargs": optimizer_kwargs,
-            "lr": base_lr,
-            "weight_decay": optimizer.param_groups[0].get("weight_decay"),
-            "schedule": schedule_name,
-            "schedule_kwargs": schedule_kwargs,
-            "epochs": epochs,
-            "batch_size": getattr(train_loader, "batch_size", None),
-            "train_images": getattr(train_loader, "num_images", None),
-            "loss": type(criterion).__name__,
-            "label_smoothing": label_smoothing if loss is None else None,
-            "mixup": _describe_mixer(mixer),
-            "grad_clip": clip,
-            "amp": use_amp,
-            "channels_last": use_channels_last,
-            "compile": forward is not model,
-            "ema": ema,
-            "seed": seed,
-            "device": str(device),
+            "train_images": getattr(loader, "num_images", None)
+            or _length(getattr(loader, "dataset", None)),
         },
+        source=getattr(loader, "source", None),
+        provenance=getattr(loader, "provenance", None),
     )
-    run = _Run(
-        model=model,
-        forward=forward,
-        loader=train_loader,
-        optimizer=optimizer,
-        schedule=schedule,
-        criterion=criterion,
-        mixer=mixer,
-        clip=clip,
-        averaged=averaged,
-        amp=use_amp,
-        channels_last=use_channels_last,
-        device=device,
-        history=history,
-    )
-    start_epoch = _resume(run, checkpoint) if resume else 0
-
-    run.bar = tqdm(
-        total=epochs * steps,
-        initial=start_epoch * steps,
-        desc=run.history.name,
-        unit="step",
-        disable=not progress,
-    )
-    with run.bar:
-        for epoch in range(start_epoch, epochs):
-            record = _train_epoch(run, epoch)
-            if test_loader is not None:
-                result = evaluate(averaged.module if averaged else model, test_loader, amp=use_amp)
-                record.update(test_loss=result.loss, test_acc=result.accuracy)
-            else:
-                record.update(test_loss=None, test_acc=None)
-            run.history.epochs.append(record)
-            if not schedule.per_step:
-                schedule.step(
-                    record["test_acc"] if test_loader is not None else record["train_acc"]
-                )
-            run.bar.set_postfix(
-                _postfix(epoch + 1, record["train_loss"], record["train_acc"], record["test_acc"])
-            )
-            if checkpoint is not None:
-                _save(run, checkpoint, epoch + 1)
-    if averaged is not None:
-        # Hand back the averaged weights: they are what the history's test numbers measured.
-        model.load_state_dict(averaged.module.state_dict())
-    return run.history
 
 
-def _train_epoch(run: _Run, epoch: int) -> dict:
-    """Train one epoch; return its record (train metrics, lr and timing)."""
-    model, optimizer, history = run.model, run.optimizer, run.history
-    model.train()
-    if hasattr(run.loader, "set_epoch"):
-        run.loader.set_epoch(epoch)
-    pending: list[torch.Tensor] = []  # step losses not yet copied to the host
-    batch_sizes: list[int] = []
-    correct = torch.zeros((), device=run.device)
-    epoch_losses_start = len(history.step_loss)
-    start = time.perf_counter()
-    for x, y in _batches(run.loader):
-        if run.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        if run.mixer is not None:
-            x, y_a, y_b, lam = run.mixer(x, y)
-        with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.amp):
-            logits = run.forward(x)
-            if run.mixer is not None:
-                loss = mixed_loss(run.criterion, logits, y_a, y_b, lam)
-            else:
-                loss = run.criterion(logits, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if run.clip:
-            clip_gradients(model, **run.clip)
-        history.step_lr.append(float(optimizer.param_groups[0]["lr"]))
-        optimizer.step()
-        if run.schedule.per_step:
-            run.schedule.step()
-        if run.averaged is not None:
-            run.averaged.update_parameters(model)
-
-        logits = logits.detach()
-        if run.mixer is not None:
-            correct += mixed_accuracy(logits, y_a, y_b, lam) * y.shape[0]
-        else:
-            correct += (logits.argmax(dim=1) == y).sum()
-        pending.append(loss.detach().float())
-        batch_sizes.append(y.shape[0])
-        run.bar.update()
-        if len(pending) == SYNC_EVERY:
-            _sync(run, epoch, pending, batch_sizes, correct, epoch_losses_start)
-    _sync(run, epoch, pending, batch_sizes, correct, epoch_losses_start)
-    seconds = time.perf_counter() - start
-
-    images = sum(batch_sizes)
-    losses = history.step_loss[epoch_losses_start:]
-    elapsed = history.epochs[-1]["elapsed"] if history.epochs else 0.0
-    return {
-        "epoch": epoch + 1,
-        "train_loss": sum(v * n for v, n in zip(losses, batch_sizes, strict=True)) / images,
-        "train_acc": correct.item() / images,
-        "lr": history.step_lr[-1],
-        "seconds": seconds,
-        "images_per_sec": images / seconds,
-        "elapsed": elapsed + seconds,
-    }
+def _length(dataset: Any) -> int | None:
+    try:
+        return len(dataset)
+    except TypeError:
+        return None
 
 
-def _sync(
-    run: _Run,
-    epoch: int,
-    pending: list[torch.Tensor],
-    batch_sizes: list[int],
-    correct: torch.Tensor,
-    epoch_start: int,
-) -> None:
-    """Copy the pending step losses to the host (one sync), stop on NaN/inf, and refresh
-    the progress bar's running loss and accuracy."""
-    if not pending:
-        return
-    history = run.history
-    losses = torch.stack(pending).tolist()
-    pending.clear()
-    for offset, value in enumerate(losses):
-        if not math.isfinite(value):
-            del losses[offset + 1 :]
-            history.step_loss.extend(losses)
-            del history.step_lr[len(history.step_loss) :]
-            step = len(history.step_loss) - epoch_start
-            raise TrainingDiverged(
-                f"Training diverged: the loss became {value} at epoch {epoch + 1}, step {step} "
-                f"(learning rate {history.step_lr[-1]:.3g}). Lower the learning rate or clip "
-                "gradients (grad_clip=...); the last checkpoint, if any, is from before.",
-                epoch=epoch + 1,
-                step=step,
-                history=history,
-            )
-    history.step_loss.extend(losses)
-    if not run.bar.disable:
-        images = sum(batch_sizes)
-        seen = history.step_loss[epoch_start:]
-        loss = sum(v * n for v, n in zip(seen, batch_sizes, strict=True)) / images
-        run.bar.set_postfix(_postfix(epoch + 1, loss, correct.item() / images))
+def _ema(model: nn.Module, decay: float | None) -> AveragedModel | None:
+    """An exponential moving average of the weights (and BatchNorm buffers), or None."""
+    if not decay:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
-def _postfix(epoch: int, loss: float, acc: float, test_acc: float | None = None) -> dict:
+def _compiled(model: nn.Module, compile: bool, device: torch.device) -> nn.Module:
+    """``torch.compile(model)`` on CUDA when asked; the model itself otherwise."""
+    if compile and device.type != "cuda":
+        print(f"compile=True skipped: torch.compile is used on CUDA GPUs only (device {device}).")
+    return torch.compile(model) if compile and device.type == "cuda" else model
+
+
+def _clip_settings(grad_clip: float | dict) -> dict:
+    """``grad_clip`` as keyword arguments for ``optim.clip_gradients``."""
+    return dict(grad_clip) if isinstance(grad_clip, dict) else {"norm": float(grad_clip)}
+
+
+def _postfix(record: dict) -> dict:
     """What the progress bar shows after the step counts: epoch, loss and accuracies."""
-    shown = {"epoch": epoch, "loss": f"{loss:.3f}", "acc": f"{acc:.3f}"}
-    if test_acc is not None:
-        shown["test_acc"] = f"{test_acc:.3f}"
+    shown = {"epoch": record["epoch"], "loss": f"{record['train_loss']:.3f}"}
+    shown["acc"] = f"{record['train_acc']:.3f}"
+    if record.get("val_acc") is not None:
+        shown["val_acc"] = f"{record['val_acc']:.3f}"
     return shown
-
-
-def _save(run: _Run, path: str | os.PathLike, epochs_done: int) -> None:
-    """Write the checkpoint after ``epochs_done`` finished epochs."""
-    extra = {}
-    if hasattr(run.loader, "state_dict"):
-        extra["loader"] = run.loader.state_dict()
-    if run.averaged is not None:
-        extra["ema"] = run.averaged.state_dict()
-    ckpt.save_checkpoint(
-        path,
-        run.model,
-        run.optimizer,
-        run.schedule,
-        epoch=epochs_done,
-        history=run.history.to_dict(),
-        config=run.history.config,
-        extra=extra,
-    )
-
-
-def _resume(run: _Run, path: str | os.PathLike) -> int:
-    """Load the checkpoint at ``path`` into the run; return the number of finished epochs
-    (0, with a printed note, when there is no checkpoint yet)."""
-    if not Path(path).is_file():
-        print(f"No checkpoint at {path} yet: starting from scratch.")
-        return 0
-    saved = ckpt.load_checkpoint(path, run.model, run.optimizer, run.schedule)
-    if saved["rng"] is not None:
-        ckpt.restore_rng_state(saved["rng"])
-    extra = saved["extra"] or {}
-    if "loader" in extra and hasattr(run.loader, "load_state_dict"):
-        run.loader.load_state_dict(extra["loader"])
-    if "ema" in extra and run.averaged is not None:
-        run.averaged.load_state_dict(extra["ema"])
-    epochs = run.history.config["epochs"]
-    run.history = History.from_dict(saved["history"])
-    planned = run.history.config.get("epochs")
-    print(f"Resumed from {path} after epoch {saved['epoch']}.")
-    if planned != epochs:
-        print(
-            f"Note: that run was planned for {planned} epochs, this one for {epochs}; "
-            "the learning-rate schedule continues from its saved state."
-        )
-        run.history.config["epochs"] = epochs
-    return saved["epoch"]
 
 
 def _batches(loader: Iterable) -> Iterator:
@@ -426,56 +414,79 @@ def _batches(loader: Iterable) -> Iterator:
     return itertools.islice(loader, settings.MAX_STEPS or None)
 
 
-def _gpu_only(value: bool | str, option: str, device: torch.device) -> bool:
-    """Resolve a GPU-only switch: "auto" means on for CUDA; True elsewhere prints a note."""
-    if value not in ("auto", True, False):
-        raise ValueError(f"{option} must be 'auto', True or False, got {value!r}.")
-    on_cuda = device.type == "cuda"
-    if value is True and not on_cuda:
-        print(f"{option}=True skipped: it is used on CUDA GPUs only (device is {device}).")
-    return on_cuda and value in ("auto", True)
-
-
-def _maybe_compile(model: nn.Module, compile: bool, device: torch.device) -> nn.Module:
-    """``torch.compile(model)`` on CUDA when asked; the model itself otherwise."""
-    if not compile:
-        return model
-    if device.type != "cuda":
-        print(
-            f"compile=True skipped: torch.compile is used on CUDA GPUs only (device is {device})."
+def _save(path: str | os.PathLike, epochs_done: int, state: dict, history: History) -> None:
+    """Write the checkpoint after ``epochs_done`` epochs, once every tensor is finite."""
+    model = state["model"]
+    broken = [name for name, t in model.state_dict().items() if not torch.isfinite(t).all()]
+    if broken:
+        raise TrainingDiverged(
+            f"Training diverged: after epoch {epochs_done} {len(broken)} weight or BatchNorm "
+            f"tensor(s) are not finite (e.g. {broken[0]}), so no checkpoint was written; the "
+            "last checkpoint, if any, is from before. Lower the learning rate or clip gradients.",
+            epoch=epochs_done,
+            step=0,
+            history=history,
         )
-        return model
-    return torch.compile(model)
-
-
-def _clip_settings(grad_clip: float | dict | None) -> dict | None:
-    """Turn ``grad_clip`` into keyword arguments for ``optim.clip_gradients``."""
-    if grad_clip is None:
-        return None
-    if isinstance(grad_clip, (int, float)):
-        return {"norm": float(grad_clip)}
-    if isinstance(grad_clip, dict) and set(grad_clip) <= {"value", "norm"}:
-        return dict(grad_clip)
-    raise ValueError(
-        f"grad_clip must be a max norm (a number) or dict(value=..., norm=...), got {grad_clip!r}."
+    extra = {}
+    if hasattr(state["loader"], "state_dict"):
+        extra["loader"] = state["loader"].state_dict()
+    if state["ema"] is not None:
+        extra["ema"] = state["ema"].state_dict()
+    if state["scaler"].is_enabled():
+        extra["scaler"] = state["scaler"].state_dict()
+    ckpt.save_checkpoint(
+        path,
+        model,
+        state["optimizer"],
+        state["schedule"],
+        epoch=epochs_done,
+        history=history.to_dict(),
+        config=history.config,
+        extra=extra,
     )
 
 
-def _make_mixer(mixup: float | Mixer | None) -> Mixer | None:
-    """A mixup ``Mixer`` for a Beta alpha (None when it is 0), or the given mixer itself."""
-    if isinstance(mixup, (int, float)):
-        return Mixer("mixup", float(mixup)) if mixup > 0 else None
-    return mixup
-
-
-def _describe_mixer(mixer: Mixer | None) -> dict | None:
-    """The mixer's settings, for History.config."""
-    if mixer is None:
-        return None
-    return {
-        "kind": getattr(mixer, "kind", type(mixer).__name__),
-        "alpha": getattr(mixer, "alpha", None),
-    }
+def _resume(path: str | os.PathLike, state: dict, history: History) -> int:
+    """Load the checkpoint at ``path`` into the run's objects and ``history``; return the
+    number of finished epochs (0, with a printed note, when there is no checkpoint yet).
+    Only one change is allowed against the saved run: more epochs, for a schedule that does
+    not depend on the number of epochs."""
+    if not Path(path).is_file():
+        print(f"No checkpoint at {path} yet: starting from scratch.")
+        return 0
+    saved = ckpt.read_checkpoint(path, map_location=settings.model_device(state["model"]))
+    planned = saved["config"]
+    changed = [
+        f"{key}: {planned.get(key)!r} -> {value!r}"
+        for key, value in history.config.items()
+        if key != "epochs" and planned.get(key) != value
+    ]
+    if changed:
+        raise ckpt.CheckpointMismatchError(
+            f"{path} was saved by a different run; resuming it with other settings would mix "
+            f"two runs ({'; '.join(changed)}). Resume with the same settings, or train afresh "
+            "in a new folder."
+        )
+    epochs = history.config["epochs"]
+    if epochs != planned["epochs"] and planned["schedule"] not in EXTENSIBLE_SCHEDULES:
+        raise ckpt.CheckpointMismatchError(
+            f"{path} was planned for {planned['epochs']} epochs with the {planned['schedule']} "
+            f"schedule, whose shape depends on the number of epochs, so it cannot be extended "
+            f"to {epochs}; train a new run with epochs={epochs}."
+        )
+    ckpt.restore(saved, state["model"], state["optimizer"], state["schedule"])
+    extra = saved["extra"] or {}
+    for key in ("loader", "ema", "scaler"):
+        if key in extra and state[key] is not None and hasattr(state[key], "load_state_dict"):
+            state[key].load_state_dict(extra[key])
+    restored = History.from_dict(saved["history"])
+    history.epochs, history.step_lr, history.step_loss = (
+        restored.epochs,
+        restored.step_lr,
+        restored.step_loss,
+    )
+    print(f"Resumed from {path} after epoch {saved['epoch']}.")
+    return saved["epoch"]
 
 
 @dataclass
@@ -491,6 +502,7 @@ class Evaluation:
     targets: torch.Tensor
     probabilities: torch.Tensor
     classes: Sequence[str] | None = None
+    split: str | None = None
 
     @property
     def confidences(self) -> torch.Tensor:
@@ -498,7 +510,7 @@ class Evaluation:
         return self.probabilities.max(dim=1).values
 
     def most_confident_mistakes(self, k: int = 8) -> torch.Tensor:
-        """Indices of the ``k`` wrong predictions made with the highest confidence."""
+        """Indices of the ``k`` wrong predictions made with the highest confidence (lecture 06)."""
         wrong = (self.predictions != self.targets).nonzero().flatten()
         order = self.confidences[wrong].argsort(descending=True)
         return wrong[order[:k]]
@@ -507,29 +519,41 @@ class Evaluation:
 def evaluate(
     model: nn.Module,
     loader: Iterable,
-    tta_flip: bool = False,
+    tta: bool | None = None,
     num_classes: int | None = None,
-    amp: bool | str = "auto",
+    precision: str | None = None,
 ) -> Evaluation:
-    """Run ``model`` over ``loader`` (in eval mode, no gradients) and collect loss, accuracy,
-    confusion matrix and probabilities. ``tta_flip`` averages the softmax of each image and
-    its mirror image (test-time augmentation); ``amp`` ("auto": bf16 on CUDA) as in ``fit``."""
+    """Run ``model`` over ``loader`` (eval mode, no gradients; batches moved to the model's
+    device) and collect loss, accuracy, confusion matrix and probabilities. ``tta``
+    averages the softmax of each image and its mirror (test-time augmentation, lecture 06);
+    ``tta`` and ``precision`` default to TrainConfig's (off, "auto")."""
+    defaults = TrainConfig()
+    tta = defaults.tta if tta is None else tta
     device = settings.model_device(model)
-    use_amp = _gpu_only(amp, "amp", device)
+    precision, _ = settings.choose_precision(device, precision or defaults.precision)
     was_training = model.training
     model.eval()
     log_probs, targets = [], []
     try:
-        with torch.no_grad(), torch.autocast(device.type, torch.bfloat16, enabled=use_amp):
+        autocast = torch.autocast(device.type, AUTOCAST_DTYPES[precision], precision != "fp32")
+        with torch.no_grad(), autocast:
             for x, y in _batches(loader):
-                log_probs.append(_log_probabilities(model, x, tta_flip))
+                log_probs.append(_log_probabilities(model, x.to(device, non_blocking=True), tta))
                 targets.append(y)
     finally:
         model.train(was_training)
+    if not log_probs:
+        raise ValueError("The evaluation loader yielded no batch: give it at least one image.")
     log_probs = torch.cat(log_probs).cpu()
     targets = torch.cat(targets).cpu()
     classes = getattr(loader, "classes", None)
     num_classes = num_classes or (len(classes) if classes else log_probs.shape[1])
+    if int(targets.max()) >= num_classes or log_probs.shape[1] != num_classes:
+        raise ValueError(
+            f"The model gives {log_probs.shape[1]} class scores, but the data has "
+            f"{num_classes} classes (labels up to {int(targets.max())}): give the model one "
+            "output per class."
+        )
     predictions = log_probs.argmax(dim=1)
     confusion = torch.bincount(
         targets * num_classes + predictions, minlength=num_classes * num_classes
@@ -543,41 +567,41 @@ def evaluate(
         targets=targets,
         probabilities=log_probs.exp(),
         classes=tuple(classes) if classes else None,
+        split=getattr(loader, "split", None),
     )
 
 
-def _log_probabilities(model: nn.Module, x: torch.Tensor, tta_flip: bool) -> torch.Tensor:
-    """Log-softmax of the model's outputs (float32); with ``tta_flip``, of the average of the
+def _log_probabilities(model: nn.Module, x: torch.Tensor, tta: bool) -> torch.Tensor:
+    """Log-softmax of the model's outputs (float32); with ``tta``, of the average of the
     softmax of ``x`` and of its horizontal mirror."""
     log_p = F.log_softmax(model(x).float(), dim=1)
-    if not tta_flip:
+    if not tta:
         return log_p
     log_p_flipped = F.log_softmax(model(x.flip(3)).float(), dim=1)
     return torch.logaddexp(log_p, log_p_flipped) - math.log(2)
 
 
 def predict(
-    model: nn.Module,
-    images: torch.Tensor,
-    tta_flip: bool = False,
-    mean: Sequence[float] = CIFAR10_MEAN,
-    std: Sequence[float] = CIFAR10_STD,
+    model: nn.Module, images: torch.Tensor, loader: Any, tta: bool | None = None
 ) -> torch.Tensor:
     """Class probabilities [N, C] (on the CPU) for uint8 images [N, 3, H, W] or one [3, H, W],
-    normalised like the loader does; ``.argmax(1)`` gives the predicted classes."""
+    normalised with ``loader``'s mean and std, as the model saw in training (lecture 06);
+    ``.argmax(1)`` gives the predicted classes."""
     if images.dtype != torch.uint8:
         raise TypeError(
             f"predict expects uint8 images as stored in ImageData (0-255), got {images.dtype}; "
             "for an already normalised batch call the model directly."
         )
+    if not (hasattr(loader, "mean") and hasattr(loader, "std")):
+        raise TypeError("predict needs the loader the model was trained with (its mean and std).")
     batch = images.unsqueeze(0) if images.dim() == 3 else images
     device = settings.model_device(model)
-    x = normalize(batch.to(device), mean, std)
+    x = normalize(batch.to(device), loader.mean, loader.std)
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            probabilities = _log_probabilities(model, x, tta_flip).exp()
+            probabilities = _log_probabilities(model, x, bool(tta)).exp()
     finally:
         model.train(was_training)
     return probabilities.cpu()

@@ -60,10 +60,11 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
     seed_everything(0, deterministic=True)
-    train_data = synthetic_cifar10(160, seed=0, train=True)
-    test_data = synthetic_cifar10(64, seed=0, train=False)
+    train_data = synthetic_cifar10(160, seed=0, split="train")
+    test_data = synthetic_cifar10(64, seed=0, split="test")
     model = ResNet([1, 1], [8, 16], dropout=0.2)
-    train_loader = DeviceLoader(train_data, batch_size=32, device="cpu", cutout=8, seed=3)
+    augment = ["crop", "flip", {"name": "cutout", "size": 8}, "jitter"]
+    train_loader = DeviceLoader(train_data, batch_size=32, device="cpu", augment=augment)
     if args.hang_in_epoch:
         train_loader = HangingLoader(train_loader, args.hang_in_epoch, args.out / "hanging")
     test_loader = DeviceLoader(test_data, batch_size=64, train=False, device="cpu")
@@ -72,11 +73,13 @@ def main() -> None:
         train_loader,
         test_loader,
         epochs=EPOCHS,
-        optimizer="lookahead-nesterov",
+        optimizer="nesterov",
+        lookahead={"k": 5, "alpha": 0.5},
         lr=0.05,
         schedule="onecycle",
         mixup=0.4,
         ema=0.9,
+        seed=3,
         checkpoint=args.out / "checkpoint.pt",
         resume=args.resume,
         progress=False,

@@ -83,7 +83,8 @@ def _trained_parts(seed: int = 0):
     """A tiny model, a Lookahead optimizer and a one-cycle schedule after two steps."""
     torch.manual_seed(seed)
     model = ResNet([1], [4])
-    optimizer = make_optimizer("lookahead-nesterov", model.parameters(), lr=0.1, weight_decay=1e-4)
+    lookahead = {"k": 5, "alpha": 0.5}
+    optimizer = make_optimizer("nesterov", model, lr=0.1, weight_decay=1e-4, lookahead=lookahead)
     schedule = make_scheduler("onecycle", optimizer, epochs=2, steps_per_epoch=3)
     for _ in range(2):
         loss = model(torch.randn(4, 3, 32, 32)).logsumexp(dim=1).mean()
@@ -170,3 +171,36 @@ def test_failed_save_keeps_the_previous_checkpoint_and_leaves_no_partial_file(
 def test_missing_checkpoint_gives_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="No checkpoint at"):
         load_checkpoint(tmp_path / "nothing.pt", ResNet([1], [4]))
+
+
+@pytest.mark.parametrize(
+    "content", [b"", b"garbage, not a checkpoint", "truncated", "foreign", "old format"]
+)
+def test_damaged_or_foreign_checkpoints_get_one_line_of_our_own(tmp_path, content):
+    path = tmp_path / "ckpt.pt"
+    model = ResNet([1], [4])
+    if content == "truncated":
+        save_checkpoint(path, model)
+        path.write_bytes(path.read_bytes()[:200])
+    elif content == "foreign":
+        torch.save({"weights": torch.zeros(2)}, path)
+    elif content == "old format":
+        save_checkpoint(path, model)
+        old = torch.load(path, weights_only=True) | {"format_version": 1}
+        torch.save(old, path)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(CheckpointMismatchError) as caught:
+        load_checkpoint(path, model)
+    message = str(caught.value)
+    assert str(path) in message and "\n" not in message
+    assert "weights_only=False" not in message
+
+
+def test_stale_temporary_files_from_a_killed_save_are_cleaned(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    stale = tmp_path / ".ckpt.pt.abc123.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    save_checkpoint(path, ResNet([1], [4]))
+    assert path.is_file() and not stale.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"]

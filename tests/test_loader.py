@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torchvision.transforms import v2
 
+from course_utils.config import TrainConfig
 from course_utils.data import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, ImageData
-from course_utils.loader import DeviceLoader, cutout, horizontal_flip, normalize, random_crop
+from course_utils.loader import DeviceLoader, Loader, normalize
 
 MEAN = torch.tensor(CIFAR10_MEAN).view(1, 3, 1, 1)
 STD = torch.tensor(CIFAR10_STD).view(1, 3, 1, 1)
@@ -31,65 +31,17 @@ def _encoded_data(n: int) -> ImageData:
     return ImageData(images, labels, CIFAR10_CLASSES, "cifar10", "train")
 
 
+def _unnormalise(x: torch.Tensor) -> torch.Tensor:
+    return (x * STD + MEAN) * 255
+
+
 def _decode(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Index and label spelled by each normalised flat-coloured image of ``_encoded_data``."""
     colour = ((x * STD + MEAN) * 255).mean(dim=(2, 3)).round().long()
     return colour[:, 0] + 256 * colour[:, 1], colour[:, 2] // 20
 
 
-# --------------------------------------------------------------------------- augmentations
-
-
-@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
-def test_flip_mirrors_exactly_some_images(dtype):
-    images = _random_data(64).images.to(dtype)
-    flipped = horizontal_flip(images, generator=torch.Generator().manual_seed(0))
-    mirrored = [torch.equal(out, image.flip(2)) for out, image in zip(flipped, images, strict=True)]
-    unchanged = [torch.equal(out, image) for out, image in zip(flipped, images, strict=True)]
-    assert all(
-        m != u for m, u in zip(mirrored, unchanged, strict=True)
-    )  # each image: mirror or untouched
-    assert 10 < sum(mirrored) < 54
-    assert torch.equal(horizontal_flip(images, p=1.0), images.flip(3))
-    assert torch.equal(horizontal_flip(images, p=0.0), images)
-
-
-@pytest.mark.parametrize("padding_mode", ["zeros", "reflect"])
-@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
-def test_crop_is_a_true_window_of_the_padded_image(padding_mode, dtype):
-    images = _random_data(48).images[:, :, :12, :16].to(dtype)  # non-square on purpose
-    crops = random_crop(images, 3, padding_mode, generator=torch.Generator().manual_seed(1))
-    assert crops.shape == images.shape and crops.dtype == dtype
-    torch_mode = "constant" if padding_mode == "zeros" else "reflect"
-    padded = F.pad(images.float(), (3, 3, 3, 3), mode=torch_mode)
-    offsets = set()
-    for crop, pad in zip(crops, padded, strict=True):
-        matches = [
-            (top, left)
-            for top in range(7)
-            for left in range(7)
-            if torch.equal(pad[:, top : top + 12, left : left + 16], crop.float())
-        ]
-        assert len(matches) == 1, "every crop must be exactly one window of its padded image"
-        offsets.add(matches[0])
-    assert len(offsets) > 15  # each image gets its own shift
-
-
-def test_crop_without_padding_is_identity():
-    images = _random_data(4).images
-    assert torch.equal(random_crop(images, padding=0), images)
-
-
-def test_cutout_zeroes_one_clipped_square_per_image():
-    images = torch.ones(200, 3, 32, 32)
-    out = cutout(images, 8, generator=torch.Generator().manual_seed(0))
-    zero = out[:, 0] == 0
-    assert torch.equal(zero.unsqueeze(1).expand_as(out), out == 0)  # same square in all channels
-    rows, cols = zero.any(dim=2).sum(dim=1), zero.any(dim=1).sum(dim=1)
-    assert torch.equal(zero.sum(dim=(1, 2)), rows * cols)  # a rectangle, no scattered pixels
-    assert rows.max() == 8 and cols.max() == 8 and rows.min() >= 4 and cols.min() >= 4
-    assert (rows * cols < 64).any()  # squares at the border are clipped
-    assert torch.equal(out[out != 0], images[out != 0])
+# --------------------------------------------------------------------------- normalize
 
 
 def test_normalize_matches_torchvision():
@@ -106,6 +58,8 @@ def test_normalize_matches_torchvision():
     assert torch.equal(floats, untouched)  # a new tensor, the input is left alone
     with pytest.raises(ValueError, match="one value per channel"):
         normalize(images, (0.5, 0.5), (0.2, 0.2))
+    with pytest.raises(ValueError, match="std must be positive"):
+        normalize(images, CIFAR10_MEAN, (0.2, 0.0, 0.2))
 
 
 # --------------------------------------------------------------------------- DeviceLoader
@@ -113,7 +67,7 @@ def test_normalize_matches_torchvision():
 
 def test_training_epoch_keeps_labels_and_covers_each_image_once():
     data = _encoded_data(300)
-    loader = DeviceLoader(data, batch_size=64, device="cpu", drop_last=False, cutout=0)
+    loader = DeviceLoader(data, batch_size=64, device="cpu", drop_last=False)
     assert len(loader) == 5
     for _ in range(2):
         seen = []
@@ -130,18 +84,66 @@ def test_training_epoch_keeps_labels_and_covers_each_image_once():
 
 def test_same_seed_same_epochs_and_epochs_differ():
     data = _random_data(96)
+    augment = ["crop", "flip", {"name": "cutout", "size": 8}]
 
     def epochs(loader: DeviceLoader, count: int) -> list[list[tuple[torch.Tensor, ...]]]:
         return [list(loader) for _ in range(count)]
 
-    first = epochs(DeviceLoader(data, batch_size=32, device="cpu", cutout=8), 2)
-    second = epochs(DeviceLoader(data, batch_size=32, device="cpu", cutout=8), 2)
+    first = epochs(DeviceLoader(data, batch_size=32, device="cpu", augment=augment), 2)
+    second = epochs(DeviceLoader(data, batch_size=32, device="cpu", augment=augment), 2)
     for epoch_a, epoch_b in zip(first, second, strict=True):
         for (xa, ya), (xb, yb) in zip(epoch_a, epoch_b, strict=True):
             assert torch.equal(xa, xb) and torch.equal(ya, yb)
     assert not torch.equal(first[0][0][0], first[1][0][0])
-    other_seed = list(DeviceLoader(data, batch_size=32, device="cpu", seed=1))
-    assert not torch.equal(other_seed[0][0], first[0][0][0])
+    other = DeviceLoader(data, batch_size=32, device="cpu", augment=augment)
+    other.set_seed(1)
+    assert not torch.equal(next(iter(other))[0], first[0][0][0])
+
+
+def test_augmentations_run_in_order_on_uint8_before_normalisation():
+    data = _random_data(64)
+    seen = []
+
+    def record(name):
+        def step(images, generator):
+            seen.append((name, images.dtype))
+            return images
+
+        return step
+
+    loader = DeviceLoader(data, 32, device="cpu", augment=[record("first"), "flip", record("last")])
+    next(iter(loader))
+    assert seen == [("first", torch.uint8), ("last", torch.uint8)]
+    assert loader.augment[1] == {"name": "flip", "p": 0.5}
+    assert loader.augment[0].endswith("record.<locals>.step")
+
+
+def test_a_student_augmentation_changes_the_batches():
+    data = _random_data(64)
+
+    def invert(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return 255 - images
+
+    plain = next(iter(DeviceLoader(data, 64, device="cpu", augment=[])))[0]
+    inverted = next(iter(DeviceLoader(data, 64, device="cpu", augment=[invert])))[0]
+    torch.testing.assert_close(_unnormalise(inverted), 255 - _unnormalise(plain), atol=1e-3, rtol=0)
+
+
+def test_an_augmentation_that_changes_the_shape_is_refused():
+    data = _random_data(64)
+
+    def shrink(images, generator):
+        return images[:, :, :16, :16]
+
+    with pytest.raises(ValueError, match="shrink"):
+        next(iter(DeviceLoader(data, 32, device="cpu", augment=[shrink])))
+
+
+def test_default_augmentations_and_batch_size_come_from_train_config():
+    loader = DeviceLoader(_random_data(600), device="cpu")
+    defaults = TrainConfig()
+    assert loader.batch_size == defaults.batch_size
+    assert [spec["name"] for spec in loader.augment] == list(defaults.augment)
 
 
 def test_resuming_from_state_dict_replays_the_next_epoch():
@@ -160,8 +162,8 @@ def test_resuming_from_state_dict_replays_the_next_epoch():
 
 def test_eval_mode_is_ordered_unaugmented_and_repeatable():
     data = _random_data(70)
-    loader = DeviceLoader(data, batch_size=32, train=False, device="cpu", cutout=8)
-    assert len(loader) == 3 and not loader.drop_last
+    loader = DeviceLoader(data, batch_size=32, train=False, device="cpu", augment=["cutout"])
+    assert len(loader) == 3 and not loader.drop_last and loader.augment == []
     first, second = list(loader), list(loader)
     x = torch.cat([batch[0] for batch in first])
     assert torch.equal(x, normalize(data.images, CIFAR10_MEAN, CIFAR10_STD))
@@ -177,49 +179,28 @@ def test_drop_last_defaults_to_train_and_rejects_empty_epochs():
         DeviceLoader(data, batch_size=100, device="cpu")
 
 
-def test_channels_last_gives_the_same_values_in_that_layout():
-    data = _random_data(40)
-    plain = list(DeviceLoader(data, batch_size=20, device="cpu"))
-    packed = list(DeviceLoader(data, batch_size=20, device="cpu", channels_last=True))
-    for (xa, _), (xb, _) in zip(plain, packed, strict=True):
-        assert xb.is_contiguous(memory_format=torch.channels_last)
-        assert torch.equal(xa, xb)
-
-
-def test_custom_transform_sees_every_batch_after_augmentation():
-    data = _random_data(40)
-    calls = []
-
-    def negate_and_relabel(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        calls.append(x.shape)
-        return -x, 9 - y
-
-    plain = list(DeviceLoader(data, batch_size=20, device="cpu"))
-    custom = list(DeviceLoader(data, batch_size=20, device="cpu", transform=negate_and_relabel))
-    assert len(calls) == 2
-    for (xa, ya), (xb, yb) in zip(plain, custom, strict=True):
-        assert torch.equal(xb, -xa) and torch.equal(yb, 9 - ya)
-
-
 def test_attributes_and_clear_errors():
     data = _random_data(40)
     loader = DeviceLoader(data, batch_size=16, device="cpu", train=False)
     assert (loader.batch_size, loader.num_images, loader.train) == (16, 40, False)
     assert loader.classes == CIFAR10_CLASSES and loader.source == "cifar10"
-    assert loader.device == torch.device("cpu")
+    assert loader.split == "train" and loader.device == torch.device("cpu")
+    assert isinstance(loader, Loader)
     with pytest.raises(TypeError, match="ImageData"):
         DeviceLoader((data.images, data.labels), device="cpu")
-    with pytest.raises(ValueError, match="padding_mode"):
-        DeviceLoader(data, device="cpu", padding_mode="edge")
+    with pytest.raises(ValueError, match="unknown|Unknown"):
+        DeviceLoader(data, 16, device="cpu", augment=["blur"])
+    with pytest.raises(ValueError, match="std must be positive"):
+        DeviceLoader(data, 16, device="cpu", std=(0.2, 0.0, 0.2))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_loader_runs_on_the_gpu():
     data = _encoded_data(300)
-    loader = DeviceLoader(data, batch_size=64, device="cuda", cutout=0, channels_last=True)
+    loader = DeviceLoader(data, batch_size=64, device="cuda")
     seen = []
     for x, y in loader:
-        assert x.is_cuda and y.is_cuda and x.is_contiguous(memory_format=torch.channels_last)
+        assert x.is_cuda and y.is_cuda
         index, label = _decode(x.cpu())
         assert torch.equal(label, y.cpu())
         seen.append(index)

@@ -53,16 +53,14 @@ def test_count_parameters_can_skip_frozen_layers():
     assert params.count_parameters(model) == numel(model) - frozen
 
 
-def test_layer_table_lists_leaves_with_shapes_and_counts():
+def test_compute_ledger_records_and_totals(capsys):
+    ledger = params.ComputeLedger()
     model = tiny_resnet()
-    table = params.layer_table(model)
-    assert list(table.columns) == ["name", "type", "output_shape", "parameters"]
-    assert table["parameters"].sum() == numel(model)
-    stem = table.set_index("name").loc["stem.conv"]
-    assert (stem["type"], stem["output_shape"]) == ("Conv2d", (1, 2, 32, 32))
-    assert table.iloc[-1]["name"] == "head.fc"
-    assert table.iloc[-1]["output_shape"] == (1, 10)
-    assert model.training
+    first = ledger.add("a", model, 1000)
+    ledger.add("b", model, 3000)
+    assert first == pytest.approx(params.training_flops(model, 1000) / 1e15)
+    assert ledger.total == pytest.approx(4 * first)
+    assert f"a: {numel(model):,} parameters" in capsys.readouterr().out
 
 
 def test_stage_parameters_splits_the_model_into_stem_stages_head():
@@ -137,7 +135,7 @@ def test_flops_leave_the_model_and_its_mode_untouched():
     model.stages.stage1.eval()  # a mixed-mode model must come back as it was
     before = {name: p.clone() for name, p in model.state_dict().items()}
     params.flops(model)
-    params.layer_table(model)
+    params.training_flops(model, 10)
     assert model.training and not model.stages.stage1.training
     assert model.stages.stage2.training
     for name, value in model.state_dict().items():

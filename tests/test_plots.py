@@ -21,15 +21,15 @@ def close_figures():
     plt.close("all")
 
 
-def fake_history(name="run", source="cifar10", epochs=4, with_test=True, steps=6):
+def fake_history(name="run", source="cifar10", epochs=4, with_test=True, steps=6, split="test"):
     """A History-like object with the contract's fields (see course_utils/train.py)."""
     records = [
         {
             "epoch": e,
             "train_loss": 2.0 / e,
             "train_acc": 0.2 * e,
-            "test_loss": 2.2 / e if with_test else None,
-            "test_acc": 0.18 * e if with_test else None,
+            "val_loss": 2.2 / e if with_test else None,
+            "val_acc": 0.18 * e if with_test else None,
             "lr": 0.1 / e,
             "seconds": 3.0,
             "images_per_sec": 1000.0,
@@ -41,6 +41,7 @@ def fake_history(name="run", source="cifar10", epochs=4, with_test=True, steps=6
         name=name,
         config={"model": "Tiny"},
         source=source,
+        eval_split=split,
         epochs=records,
         step_lr=[0.1 * (1 - i / steps) for i in range(steps)],
         step_loss=[2.0 - 0.1 * i for i in range(steps)],
@@ -175,9 +176,16 @@ def test_save_figure_creates_folders(tmp_path):
     assert path.is_file() and path.stat().st_size > 0
 
 
-def test_eval_curves_can_be_named_validation():
-    history = fake_history("run", source="cifar10")
-    figure = plots.plot_history(history, eval_label="validation")
+def test_held_out_curves_are_named_by_their_split():
+    history = fake_history("run", source="cifar10", split="validation")
+    figure = plots.plot_history(history)
     labels = figure.axes[0].get_legend_handles_labels()[1]
     assert labels == ["run train", "run validation"]
     plt.close(figure)
+    unknown = plots.plot_history(fake_history("run", split=None))
+    assert unknown.axes[0].get_legend_handles_labels()[1] == ["run train", "run held-out"]
+
+
+def test_titled_names_the_stand_in():
+    assert plots.titled("Curves", "cifar10") == "Curves"
+    assert plots.titled("Curves", "synthetic") == "Curves\n(synthetic stand-in data)"

@@ -5,9 +5,13 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
 
-from course_utils.data import synthetic_cifar10
-from course_utils.loader import DeviceLoader
+from course_utils import settings
+from course_utils.checkpoint import CheckpointMismatchError
+from course_utils.config import ConfigError, TrainConfig
+from course_utils.data import CIFAR10_MEAN, CIFAR10_STD, synthetic_cifar10
+from course_utils.loader import DeviceLoader, normalize
 from course_utils.mixup import Mixer
 from course_utils.models import ResNet
 from course_utils.train import History, TrainingDiverged, evaluate, fit, predict
@@ -16,8 +20,8 @@ EPOCH_KEYS = {
     "epoch",
     "train_loss",
     "train_acc",
-    "test_loss",
-    "test_acc",
+    "val_loss",
+    "val_acc",
     "lr",
     "seconds",
     "images_per_sec",
@@ -27,13 +31,14 @@ EPOCH_KEYS = {
 
 @pytest.fixture(scope="module")
 def datasets():
-    return synthetic_cifar10(320, seed=0, train=True), synthetic_cifar10(160, seed=0, train=False)
+    train = synthetic_cifar10(320, seed=0, split="train")
+    return train, synthetic_cifar10(160, seed=0, split="test")
 
 
 @pytest.fixture
 def loaders(datasets):
     train_data, test_data = datasets
-    train = DeviceLoader(train_data, batch_size=32, device="cpu", seed=0)
+    train = DeviceLoader(train_data, batch_size=32, device="cpu")
     test = DeviceLoader(test_data, batch_size=64, train=False, device="cpu")
     return train, test
 
@@ -43,8 +48,8 @@ def tiny_model(seed: int = 0) -> ResNet:
     return ResNet([1, 1], [8, 16])
 
 
-def quiet_fit(model, train, test=None, **kwargs) -> History:
-    return fit(model, train, test, progress=False, **kwargs)
+def quiet_fit(model, train, val=None, **kwargs) -> History:
+    return fit(model, train, val, progress=False, **kwargs)
 
 
 def test_fit_reduces_the_loss_and_beats_chance(loaders):
@@ -54,7 +59,7 @@ def test_fit_reduces_the_loss_and_beats_chance(loaders):
     first_steps = sum(history.step_loss[:5]) / 5
     assert history.final["train_loss"] < 0.9 * first_steps
     assert history.final["train_loss"] < history.epochs[0]["train_loss"]
-    assert history.final["test_acc"] > 0.25  # 10 classes: chance is 0.1
+    assert history.final["val_acc"] > 0.25  # 10 classes: chance is 0.1
 
 
 def test_history_follows_the_contract(loaders, capsys):
@@ -65,7 +70,7 @@ def test_history_follows_the_contract(loaders, capsys):
     assert [row["epoch"] for row in history.epochs] == [1, 2]
     for row in history.epochs:
         assert set(row) == EPOCH_KEYS
-        assert 0 <= row["train_acc"] <= 1 and 0 <= row["test_acc"] <= 1
+        assert 0 <= row["train_acc"] <= 1 and 0 <= row["val_acc"] <= 1
         assert row["images_per_sec"] == pytest.approx(train.num_images / row["seconds"], rel=0.2)
     assert history.epochs[1]["elapsed"] == pytest.approx(
         history.epochs[0]["seconds"] + history.epochs[1]["seconds"]
@@ -74,20 +79,20 @@ def test_history_follows_the_contract(loaders, capsys):
     assert history.epochs[1]["lr"] == history.step_lr[-1]
     train_loss = sum(history.step_loss[len(train) :]) / len(train)  # equal batches
     assert history.epochs[1]["train_loss"] == pytest.approx(train_loss)
-    config = history.config
-    assert config["model"] == "ResNet" and config["parameters"] == sum(
+    run, config = history.run, history.config
+    assert run["model"] == "ResNet" and run["parameters"] == sum(
         p.numel() for p in tiny_model().parameters()
     )
-    assert config["optimizer"] == "nesterov" and config["schedule"] == "onecycle"
-    assert (config["epochs"], config["batch_size"], config["device"]) == (2, 32, "cpu")
-    for key in ("lr", "mixup", "label_smoothing", "amp", "channels_last", "weight_decay"):
-        assert key in config
+    assert (run["device"], run["precision"], run["train_images"]) == ("cpu", "fp32", 320)
+    expected = TrainConfig(epochs=2, batch_size=32, augment=train.augment)
+    assert config == expected.to_dict()  # the config, with the loader's batch and augmentations
+    assert history.eval_split == "test"  # this fixture evaluates on a test split
 
 
-def test_without_test_loader_test_metrics_are_none(loaders):
+def test_without_val_loader_val_metrics_are_none(loaders):
     train, _ = loaders
     history = quiet_fit(tiny_model(), train, epochs=1)
-    assert history.final["test_loss"] is None and history.final["test_acc"] is None
+    assert history.final["val_loss"] is None and history.final["val_acc"] is None
     assert history.best("train_acc") == history.final
 
 
@@ -116,15 +121,102 @@ def test_per_epoch_schedule_changes_lr_between_epochs(loaders):
     assert [row["lr"] for row in history.epochs] == [pytest.approx(0.1), pytest.approx(0.01)]
 
 
-def test_built_optimizer_and_torch_scheduler_are_used_as_given(loaders):
+def test_built_optimizer_is_used_as_given_and_recorded(loaders):
     train, _ = loaders
     model = tiny_model()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
-    history = quiet_fit(model, train, epochs=2, optimizer=optimizer, schedule=scheduler)
-    assert history.config["optimizer"] == "SGD" and history.config["schedule"] == "StepLR"
-    assert [row["lr"] for row in history.epochs] == [pytest.approx(0.05), pytest.approx(0.025)]
+    history = quiet_fit(model, train, epochs=2, optimizer=optimizer, schedule="constant")
+    assert history.config["optimizer"] == "SGD (ready-built)"
+    assert (history.config["lr"], history.config["momentum"]) == (0.05, 0.9)
+    assert [row["lr"] for row in history.epochs] == [pytest.approx(0.05)] * 2
     assert optimizer.state  # the given optimizer did the steps (momentum buffers)
+
+
+@pytest.mark.parametrize("conflict", [{"lr": 0.5}, {"weight_decay": 0.1}, {"momentum": 0.5}])
+def test_built_optimizer_with_its_settings_given_again_is_refused(loaders, conflict):
+    train, _ = loaders
+    model = tiny_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    key = next(iter(conflict))
+    with pytest.raises(ConfigError, match=f"ready-built optimizer has its own {key}"):
+        quiet_fit(model, train, epochs=1, optimizer=optimizer, **conflict)
+
+
+def test_optimizer_built_on_another_model_is_refused(loaders):
+    train, _ = loaders
+    optimizer = torch.optim.SGD(tiny_model(1).parameters(), lr=0.01)
+    with pytest.raises(ValueError, match="other parameters than this model's"):
+        quiet_fit(tiny_model(), train, epochs=1, optimizer=optimizer)
+
+
+def test_loader_settings_given_to_fit_are_refused_not_ignored(loaders):
+    train, _ = loaders
+    with pytest.raises(ConfigError, match="batch_size belongs to the training loader"):
+        quiet_fit(tiny_model(), train, epochs=1, batch_size=64)
+    assert quiet_fit(tiny_model(), train, epochs=1, batch_size=32).config["batch_size"] == 32
+
+
+def test_unknown_or_unused_settings_are_refused(loaders):
+    train, _ = loaders
+    with pytest.raises(ConfigError, match="unknown training setting.*amp"):
+        quiet_fit(tiny_model(), train, epochs=1, amp=True)
+    with pytest.raises(ConfigError, match="optimizer_kwargs momentum are not arguments of adam"):
+        quiet_fit(
+            tiny_model(), train, epochs=1, optimizer="adam", optimizer_kwargs={"momentum": 0.5}
+        )
+    with pytest.raises(ConfigError, match="momentum is used by momentum and nesterov only"):
+        quiet_fit(tiny_model(), train, epochs=1, optimizer="adam", momentum=0.5)
+
+
+def test_same_seed_is_bit_identical_and_another_seed_differs(datasets):
+    train_data, _ = datasets
+    initial = tiny_model().state_dict()
+
+    def run(seed: int) -> History:
+        model = tiny_model(7)
+        model.load_state_dict(initial)  # the same initial weights every time
+        loader = DeviceLoader(train_data, batch_size=32, device="cpu")
+        return quiet_fit(model, loader, epochs=2, seed=seed, mixup=0.4)
+
+    first, again, other = run(0), run(0), run(1)
+    assert first.step_loss == again.step_loss
+    assert first.step_loss[0] != other.step_loss[0]  # already the first batch differs
+
+
+def test_seed_reaches_the_loader_order(datasets):
+    train_data, _ = datasets
+    loader = DeviceLoader(train_data, batch_size=32, device="cpu", augment=[])
+    first_labels = []
+    for seed in (0, 1):
+        quiet_fit(tiny_model(), loader, epochs=1, seed=seed)
+        loader.set_epoch(0)
+        first_labels.append(next(iter(loader))[1])
+    assert not torch.equal(first_labels[0], first_labels[1])
+
+
+def test_a_plain_torch_dataloader_trains(datasets):
+    train_data, test_data = datasets
+    train_set = TensorDataset(
+        normalize(train_data.images, CIFAR10_MEAN, CIFAR10_STD), train_data.labels
+    )
+    test_set = TensorDataset(
+        normalize(test_data.images, CIFAR10_MEAN, CIFAR10_STD), test_data.labels
+    )
+    train = DataLoader(train_set, batch_size=32, shuffle=True, drop_last=True)
+    test = DataLoader(test_set, batch_size=64)
+    history = quiet_fit(tiny_model(), train, test, epochs=2, optimizer="adam", lr=0.01)
+    assert history.run["train_images"] == 320 and history.config["batch_size"] == 32
+    assert history.final["train_loss"] < history.epochs[0]["train_loss"]
+    assert history.eval_split is None  # a DataLoader does not say which split it holds
+
+
+def test_on_epoch_can_stop_the_run(loaders):
+    train, test = loaders
+    seen = []
+    history = quiet_fit(
+        tiny_model(), train, test, epochs=5, on_epoch=lambda e, r: seen.append(e) or e == 2
+    )
+    assert seen == [1, 2] and len(history.epochs) == 2
 
 
 def test_mixup_mixes_every_batch(loaders):
@@ -137,11 +229,9 @@ def test_mixup_mixes_every_batch(loaders):
             calls.append(mixed[3])
             return mixed
 
-    history = quiet_fit(tiny_model(), train, epochs=1, mixup=CountingMixer("mixup", 1.0))
+    quiet_fit(tiny_model(), train, epochs=1, mixer=CountingMixer("mixup", 1.0))
     assert len(calls) == len(train) and any(lam < 1 for lam in calls)
-    assert history.config["mixup"] == {"kind": "mixup", "alpha": 1.0}
-    alpha_only = quiet_fit(tiny_model(), train, epochs=1, mixup=0.5)
-    assert alpha_only.config["mixup"] == {"kind": "mixup", "alpha": 0.5}
+    assert quiet_fit(tiny_model(), train, epochs=1, mixup=0.5).config["mixup"] == 0.5
 
 
 @pytest.mark.parametrize("grad_clip", [{"value": 1e-4}, 1e-4])
@@ -165,10 +255,9 @@ def test_gradient_clipping_bounds_every_update(loaders, grad_clip):
     )
     if isinstance(grad_clip, dict):  # every gradient entry clipped to +-value
         assert change.abs().max() <= steps * lr * 1e-4 * 1.001  # float32 rounding
-        assert history.config["grad_clip"] == {"value": 1e-4}
     else:  # the whole gradient's norm clipped
         assert change.norm() <= steps * lr * 1e-4 * 1.001
-        assert history.config["grad_clip"] == {"norm": 1e-4}
+    assert history.config["grad_clip"] == grad_clip
     assert change.abs().max() > 0
 
 
@@ -207,6 +296,19 @@ def test_nan_loss_stops_with_epoch_and_step_and_keeps_the_last_checkpoint(loader
     assert all(torch.isfinite(t).all() for t in saved["model"].values())
 
 
+def test_non_finite_batchnorm_statistics_are_never_checkpointed(loaders, tmp_path):
+    train, _ = loaders
+    path = tmp_path / "ckpt.pt"
+    # NaN in the very last batch of epoch 2: the loss of that step is NaN too, but the
+    # BatchNorm running statistics are updated by that forward pass before anything is seen.
+    last = len(train)
+    with pytest.raises(TrainingDiverged, match="epoch 2"):
+        quiet_fit(tiny_model(), PoisonedLoader(train, 2, last), epochs=3, checkpoint=path)
+    saved = torch.load(path, weights_only=True)
+    assert saved["epoch"] == 1
+    assert all(torch.isfinite(t).all() for t in saved["model"].values())
+
+
 def test_huge_learning_rate_diverges(loaders):
     train, _ = loaders
     with pytest.raises(TrainingDiverged, match=r"epoch 1, step \d+"):
@@ -221,7 +323,7 @@ def test_evaluate_confusion_and_per_class_accuracy(loaders):
     n = test.num_images
     assert result.confusion.shape == (10, 10) and int(result.confusion.sum()) == n
     assert result.predictions.shape == result.targets.shape == (n,)
-    assert result.classes == tuple(test.classes)
+    assert result.classes == tuple(test.classes) and result.split == "test"
     for c in range(10):
         of_class = result.targets == c
         expected = (result.predictions[of_class] == c).float().mean()
@@ -241,6 +343,15 @@ def test_evaluate_confusion_and_per_class_accuracy(loaders):
     )
 
 
+def test_evaluate_refuses_empty_loaders_and_wrong_class_counts(loaders):
+    _, test = loaders
+    with pytest.raises(ValueError, match="yielded no batch"):
+        evaluate(tiny_model(), [])
+    five_classes = ResNet([1], [8], num_classes=5)
+    with pytest.raises(ValueError, match="5 class scores, but the data has 10 classes"):
+        evaluate(five_classes, test)
+
+
 def test_evaluate_keeps_the_model_mode(loaders):
     _, test = loaders
     model = tiny_model().train()
@@ -248,58 +359,93 @@ def test_evaluate_keeps_the_model_mode(loaders):
     assert model.training
 
 
-def test_tta_flip_averages_the_softmax_of_both_mirrors(loaders):
+def test_tta_averages_the_softmax_of_both_mirrors(loaders):
     _, test = loaders
     model = tiny_model().eval()
     with torch.no_grad():
         manual = torch.cat(
             [(model(x).softmax(1) + model(x.flip(3)).softmax(1)) / 2 for x, _ in test]
         )
-    result = evaluate(model, test, tta_flip=True)
+    result = evaluate(model, test, tta=True)
     assert torch.allclose(result.probabilities, manual, atol=1e-6)
     assert torch.equal(result.predictions, manual.argmax(dim=1))
     plain = evaluate(model, test)
     assert not torch.allclose(plain.probabilities, result.probabilities)
 
 
-def test_predict_matches_evaluate_on_uint8_images(datasets, loaders):
+def test_predict_normalises_like_the_loader_it_is_given(datasets, loaders):
     _, test = loaders
     model = tiny_model().eval()
-    probabilities = predict(model, datasets[1].images[:5])
+    images = datasets[1].images
+    probabilities = predict(model, images[:5], test)
     assert torch.allclose(probabilities, evaluate(model, test).probabilities[:5], atol=1e-5)
-    one = predict(model, datasets[1].images[0])
+    one = predict(model, images[0], test)
     assert one.shape == (1, 10) and torch.allclose(one[0], probabilities[0], atol=1e-6)
+    other_stats = DeviceLoader(datasets[1], 64, train=False, device="cpu", mean=(0.5,) * 3)
+    assert not torch.allclose(predict(model, images[:5], other_stats), probabilities)
     with pytest.raises(TypeError, match="uint8"):
-        predict(model, datasets[1].images[:2].float())
+        predict(model, images[:2].float(), test)
 
 
-def test_history_save_load_round_trip(loaders, tmp_path):
+def test_history_save_load_round_trip_and_best_epoch(loaders, datasets, tmp_path):
     train, test = loaders
     history = quiet_fit(tiny_model(), train, test, epochs=2)
     loaded = History.load(history.save(tmp_path / "runs" / "history.json"))
     assert loaded == history
-    frame = loaded.to_frame()
-    assert len(frame) == 2 and set(frame.columns) == EPOCH_KEYS
-    assert history.best("test_acc")["test_acc"] == max(r["test_acc"] for r in history.epochs)
-    assert history.best("test_loss")["test_loss"] == min(r["test_loss"] for r in history.epochs)
+    with pytest.raises(ValueError, match="chosen on the test set"):
+        history.best()  # val_* was measured on a test split here
+    held_out = DeviceLoader(datasets[0].holdout(0.25, seed=0)[1], 64, train=False, device="cpu")
+    validated = quiet_fit(tiny_model(), train, held_out, epochs=2)
+    assert validated.eval_split == "validation"
+    assert validated.best()["val_acc"] == max(r["val_acc"] for r in validated.epochs)
+    assert validated.best("val_loss")["val_loss"] == min(r["val_loss"] for r in validated.epochs)
     with pytest.raises(ValueError, match="no value for 'top5'"):
-        history.best("top5")
+        validated.best("top5")
     with pytest.raises(ValueError, match="no finished epoch"):
         _ = History("empty").final
+
+
+def test_a_history_of_the_old_format_is_refused_in_one_line(tmp_path):
+    path = tmp_path / "old.json"
+    path.write_text('{"name": "old", "config": {}, "epochs": [{"test_acc": 0.5}]}')
+    with pytest.raises(ValueError, match="format 1.*train the run again"):
+        History.load(path)
 
 
 def test_gpu_only_options_are_off_on_cpu(loaders, capsys):
     train, _ = loaders
     model = tiny_model()
-    auto = quiet_fit(model, train, epochs=1)
-    assert auto.config["amp"] is False and auto.config["channels_last"] is False
-    assert capsys.readouterr().out == ""
-    forced = quiet_fit(model, train, epochs=1, amp=True, channels_last=True, compile=True)
-    assert forced.config["amp"] is False and forced.config["channels_last"] is False
-    notes = capsys.readouterr().out
-    assert "amp=True skipped" in notes and "channels_last=True skipped" in notes
-    assert "compile=True skipped" in notes
+    history = quiet_fit(model, train, epochs=1, channels_last=True)
+    assert history.run["precision"] == "fp32" and history.run["channels_last"] is False
     assert all(p.is_contiguous() for p in model.parameters())
+    assert capsys.readouterr().out == ""
+    quiet_fit(model, train, epochs=1, compile=True)
+    assert "compile=True skipped" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("capability", "expected"),
+    [((7, 0), "fp16"), ((7, 5), "fp16"), ((8, 0), "bf16"), ((9, 0), "bf16")],
+)
+def test_auto_precision_follows_the_gpu(monkeypatch, capability, expected):
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    chosen, reason = settings.choose_precision(torch.device("cuda"))
+    assert chosen == expected and f"{capability[0]}.{capability[1]}" in reason
+    assert settings.choose_precision(torch.device("cpu")) == ("fp32", "no CUDA GPU (cpu)")
+    assert settings.choose_precision(torch.device("cuda"), "fp32")[0] == "fp32"
+
+
+def test_fp16_runs_with_a_gradient_scaler_and_resumes_exactly(loaders, tmp_path):
+    train, test = loaders
+    options = {"epochs": 2, "precision": "fp16", "schedule": "constant", "seed": 3}
+    whole = quiet_fit(tiny_model(), train, test, **options)
+    assert whole.run["precision"] == "fp16"
+    assert all(math.isfinite(loss) for loss in whole.step_loss)
+    path = tmp_path / "fp16.pt"
+    quiet_fit(tiny_model(), train, test, checkpoint=path, on_epoch=lambda *_: True, **options)
+    assert "scale" in torch.load(path, weights_only=True)["extra"]["scaler"]
+    resumed = quiet_fit(tiny_model(5), train, test, checkpoint=path, resume=True, **options)
+    assert resumed.step_loss == whole.step_loss
 
 
 def test_ema_weights_are_the_ones_evaluated_and_handed_back(loaders):
@@ -309,8 +455,8 @@ def test_ema_weights_are_the_ones_evaluated_and_handed_back(loaders):
     history = quiet_fit(model, train, test, epochs=1, ema=0.9)
     assert history.config["ema"] == 0.9
     # Same data, seed and steps: only the averaging differs, and the model returns averaged.
-    assert history.final["test_loss"] != pytest.approx(plain.final["test_loss"], rel=1e-6)
-    assert evaluate(model, test).loss == pytest.approx(history.final["test_loss"], rel=1e-6)
+    assert history.final["val_loss"] != pytest.approx(plain.final["val_loss"], rel=1e-6)
+    assert evaluate(model, test).loss == pytest.approx(history.final["val_loss"], rel=1e-6)
 
 
 def test_resume_continues_a_run_exactly(loaders, tmp_path):
@@ -329,7 +475,23 @@ def test_resume_continues_a_run_exactly(loaders, tmp_path):
         resume=True,
     )
     assert resumed.step_loss == whole.step_loss
-    assert [r["test_acc"] for r in resumed.epochs] == [r["test_acc"] for r in whole.epochs]
+    assert [r["val_acc"] for r in resumed.epochs] == [r["val_acc"] for r in whole.epochs]
+
+
+def test_resume_refuses_changed_settings_and_unextendable_schedules(loaders, tmp_path):
+    train, test = loaders
+    path = tmp_path / "ckpt.pt"
+    quiet_fit(tiny_model(), train, test, epochs=1, schedule="onecycle", checkpoint=path)
+    with pytest.raises(CheckpointMismatchError, match=r"lr: 0.1 -> 0.05"):
+        quiet_fit(tiny_model(), train, test, epochs=1, lr=0.05, checkpoint=path, resume=True)
+    with pytest.raises(CheckpointMismatchError, match="onecycle schedule.*cannot be extended"):
+        quiet_fit(tiny_model(), train, test, epochs=3, checkpoint=path, resume=True)
+    constant = tmp_path / "constant.pt"
+    quiet_fit(tiny_model(), train, test, epochs=1, schedule="constant", checkpoint=constant)
+    longer = quiet_fit(
+        tiny_model(), train, test, epochs=2, schedule="constant", checkpoint=constant, resume=True
+    )
+    assert [row["epoch"] for row in longer.epochs] == [1, 2]
 
 
 def test_resume_argument_errors(loaders, tmp_path, capsys):
@@ -338,13 +500,11 @@ def test_resume_argument_errors(loaders, tmp_path, capsys):
         quiet_fit(tiny_model(), train, epochs=1, resume=True)
     quiet_fit(tiny_model(), train, epochs=1, checkpoint=tmp_path / "new.pt", resume=True)
     assert "starting from scratch" in capsys.readouterr().out
-    with pytest.raises(ValueError, match="epochs must be at least 1"):
+    with pytest.raises(ConfigError, match="epochs must be a whole number >= 1"):
         quiet_fit(tiny_model(), train, epochs=0)
 
 
 def test_max_steps_setting_caps_training_and_evaluation(loaders, monkeypatch):
-    from course_utils import settings
-
     monkeypatch.setattr(settings, "MAX_STEPS", 2)
     train, test = loaders
     assert len(train) > 2 and len(test) > 2
