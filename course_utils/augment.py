@@ -368,10 +368,9 @@ def _blend(images: Tensor, reference: Tensor, factor: Tensor) -> Tensor:
     """``factor * images + (1 - factor) * reference``, clamped and truncated back to uint8.
     Factor 0 gives the reference, 1 the images, above 1 pushes the images away from it."""
     # torchvision adds reference * (1 - factor) to the float32 images * factor in one fused
-    # multiply-add, rounding once. Adding in float64 (exact here) and rounding once to float32
-    # gives the same float32 sums, so the truncation to uint8 agrees pixel for pixel.
-    scaled = images.float().mul_(factor).double()
-    blended = scaled.add_(reference.double() * (1 - factor).double()).float()
+    # multiply-add, rounding once; addcmul does the same, so the truncation to uint8 agrees
+    # pixel for pixel.
+    blended = torch.addcmul(images.float().mul_(factor), reference, 1 - factor)
     return blended.clamp_(0, 255).to(torch.uint8)
 
 
