@@ -15,12 +15,13 @@ import json
 import math
 import os
 import pickle
+import re
 import socket
 import tarfile
 import urllib.error
 import warnings
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -677,7 +678,7 @@ def load_image_folder(
                 cached = built
     images, labels, formats = cached
     _check_counts(
-        source, split, np.bincount(labels, minlength=len(CIFAR10_CLASSES)), expected_counts
+        source, split, np.bincount(labels, minlength=len(CIFAR10_CLASSES)).tolist(), expected_counts
     )
     return ImageData(
         torch.from_numpy(images),
@@ -878,7 +879,7 @@ def _build_split(
 
 
 def _check_counts(
-    source: Path, split: str, counts, expected_counts: Mapping[str, int] | None
+    source: Path, split: str, counts: Sequence[int], expected_counts: Mapping[str, int] | None
 ) -> None:
     """Every class has images, and as many as ``expected_counts[split]`` when it is given."""
     missing = [name for name, count in zip(CIFAR10_CLASSES, counts, strict=True) if count == 0]
@@ -942,7 +943,8 @@ def _decode_images(source: Path, files: list[_ImageFile]) -> tuple[np.ndarray, s
                 decoded = decode_jpeg(encoded, mode=ImageReadMode.UNCHANGED)
             except RuntimeError:  # find the file that failed, to name it
                 decoded = [
-                    _decode_one(source, files[index], encoded[index - chunk[0]]) for index in chunk
+                    _decode_one(source, files[index], tensor)
+                    for index, tensor in zip(chunk, encoded, strict=True)
                 ]
             for index, image in zip(chunk, decoded, strict=True):
                 _check_shape(source, files[index], image)
@@ -963,7 +965,8 @@ def _decode_one(source: Path, image: _ImageFile, encoded: Tensor) -> Tensor:
     try:
         return decode_image(encoded, mode=ImageReadMode.UNCHANGED)
     except RuntimeError as error:
-        reason = str(error).rsplit(".cpp:", 1)[-1].split(", ", 1)[-1]
+        # torchvision's messages start with the C++ function and source line: drop them.
+        reason = re.sub(r"^.*\.cpp:\d+, ", "", str(error).strip().splitlines()[0])
         raise DataCorruptedError(
             f"{image.where} in the CIFAR-10 image folder {source} cannot be decoded ({reason}); "
             "replace it or copy the folder again."

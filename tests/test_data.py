@@ -391,40 +391,56 @@ def test_image_folder_cache_is_used_and_rebuilt_when_the_source_changes(
     assert len(list(cache_root.glob("cifar10-images-*-test.npz"))) == 1  # replaced, not added
 
 
-def _truncate(path: Path) -> None:
-    path.write_bytes(path.read_bytes()[:40])
+def _truncate(path: Path, kind: str) -> None:
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
 
 
-def _replace_with_text(path: Path) -> None:
+def _replace_with_text(path: Path, kind: str) -> None:
     path.write_text("not an image")
 
 
-def _shrink(path: Path) -> None:
-    path.write_bytes(_encode(_flat_image(0, 0, size=16), "png"))
+def _shrink(path: Path, kind: str) -> None:
+    path.write_bytes(_encode(_flat_image(0, 0, size=16), kind))
 
 
-def _make_grayscale(path: Path) -> None:
-    path.write_bytes(_encode(_flat_image(0, 0, channels=1), "png"))
+def _make_grayscale(path: Path, kind: str) -> None:
+    path.write_bytes(_encode(_flat_image(0, 0, channels=1), kind))
 
 
 @pytest.mark.parametrize(
     "damage, match",
     [
-        (_truncate, r"train/dog/0001\.png.* cannot be decoded"),
-        (_replace_with_text, r"train/dog/0001\.png.* is not a PNG or JPEG image"),
-        (_shrink, r"train/dog/0001\.png.* is a 16x16 image with 3 channels"),
-        (_make_grayscale, r"train/dog/0001\.png.* is a 32x32 image with 1 channel;"),
+        (_truncate, r"train/dog/0001\.(png|jpg) in .* cannot be decoded \([^/]+\); replace"),
+        (_replace_with_text, r"train/dog/0001\.(png|jpg) in .* is not a PNG or JPEG image"),
+        (_shrink, r"train/dog/0001\.(png|jpg) in .* is a 16x16 image with 3 channels"),
+        (_make_grayscale, r"train/dog/0001\.(png|jpg) in .* is a 32x32 image with 1 channel;"),
     ],
 )
-@pytest.mark.parametrize("packing", ["folder", "tar.gz"])
-def test_a_bad_image_file_is_named(tmp_path, damage, match, packing):
-    folder = _tiny_folder(tmp_path / "images")
-    damage(folder / "train" / "dog" / "0001.png")
+@pytest.mark.parametrize(
+    "kind, packing", [("png", "folder"), ("png", "tar.gz"), ("jpeg", "folder")]
+)
+def test_a_bad_image_file_is_named(tmp_path, damage, match, kind, packing):
+    folder = _tiny_folder(tmp_path / "images", kind)
+    damage(next((folder / "train" / "dog").glob("0001.*")), kind)
     source = folder if packing == "folder" else _tar(folder, tmp_path / "tiny.tar.gz")
     with pytest.raises(DataCorruptedError, match=match) as caught:
         load_image_folder(source, "train", TINY_COUNTS, root=tmp_path / "cache")
     assert str(source) in str(caught.value) and "\n" not in str(caught.value)
     assert not list((tmp_path / "cache").glob("*train*"))  # nothing cached from a bad split
+
+
+def test_a_folder_may_mix_png_and_jpeg_files(tmp_path):
+    folder = _tiny_folder(tmp_path / "images", "png")
+    for path in sorted((folder / "train").glob("*/0001.png")):  # one JPEG in every class
+        label = CIFAR10_CLASSES.index(path.parent.name)
+        path.with_suffix(".jpg").write_bytes(_encode(_flat_image(label, 1), "jpeg"))
+        path.unlink()
+    loaded = load_image_folder(folder, "train", TINY_COUNTS, root=tmp_path / "cache")
+    assert torch.equal(_spelled_labels(loaded.images), loaded.labels)
+    assert "(JPEG and PNG files: pixels differ slightly" in loaded.provenance
+    _truncate(folder / "train" / "bird" / "0001.jpg", "jpeg")  # JPEG files scattered in order
+    with pytest.raises(DataCorruptedError, match=r"train/bird/0001\.jpg in .* cannot be decoded"):
+        load_image_folder(folder, "train", TINY_COUNTS, root=tmp_path / "cache")
 
 
 def _remove_a_class(folder: Path) -> None:
@@ -492,7 +508,7 @@ def test_a_split_missing_from_the_folder_is_named(tmp_path):
 
 def test_a_bad_split_in_an_archive_does_not_block_the_other(tmp_path):
     folder = _tiny_folder(tmp_path / "images")
-    _truncate(folder / "test" / "ship" / "0002.png")
+    _truncate(folder / "test" / "ship" / "0002.png", "png")
     archive = _tar(folder, tmp_path / "tiny.tar.gz")
     assert len(load_image_folder(archive, "train", TINY_COUNTS, root=tmp_path / "cache")) == 30
     with pytest.raises(DataCorruptedError, match=r"test/ship/0002\.png"):
