@@ -137,8 +137,11 @@ def check_gpu(expected: bool | None = None) -> bool:
         expected = in_colab() or os.environ.get("COURSE_EXPECT_GPU", "") == "1"
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
-        bf16 = "yes" if torch.cuda.is_bf16_supported() else "no"
-        print(f"GPU: {props.name}, {props.total_memory / 2**30:.0f} GiB, bf16 support: {bf16}")
+        precision, reason = choose_precision(torch.device("cuda"))
+        print(
+            f"GPU: {props.name}, {props.total_memory / 2**30:.0f} GiB; the course trains in "
+            f"{precision} on it ({reason})"
+        )
         return True
     if expected:
         raise RuntimeError(
