@@ -592,6 +592,12 @@ class Cutout(Augmentation):
         """Fill rows and columns ``center - size // 2`` up to ``+ size`` (exclusive) per image."""
         if self.size == 0:
             return images
+        if self.size > min(images.shape[-2:]):
+            raise ValueError(
+                f"cutout size {self.size} is larger than the {images.shape[-2]}x"
+                f"{images.shape[-1]} images: it would erase whole images; use at most "
+                f"{min(images.shape[-2:])} (8 to 16 is usual for 32x32)."
+            )
         top = params["center_y"] - self.size // 2
         left = params["center_x"] - self.size // 2
         return _fill_boxes(images, top, left, self.size, self.size, self.fill)

@@ -157,6 +157,11 @@ def train(args: argparse.Namespace) -> int:
             params.check_budget(model, args.budget)
         except params.BudgetExceededError as err:
             raise UsageError(f"{recipe.model}: {str(err).splitlines()[0]}") from None
+    elif params.count_parameters(model) >= zoo.BUDGET:
+        print(
+            f"Note: {recipe.model} has {params.count_parameters(model):,} parameters, over the "
+            f"course's {zoo.BUDGET:,} budget (add --budget {zoo.BUDGET} to refuse such models)."
+        )
     train_data, test_data = _load_data(args, smoke, recipe.config.seed)
     if smoke:
         model = _smoke_model(model, recipe, len(train_data), len(test_data))
@@ -175,7 +180,9 @@ def train(args: argparse.Namespace) -> int:
             overwrite=False,  # the folder was cleared above when --overwrite was given
             progress=not args.no_progress,
         )
-    except (TrainingDiverged, CheckpointMismatchError) as err:
+    except CheckpointMismatchError as err:  # found before the first step: a usage mistake
+        raise UsageError(str(err)) from None
+    except TrainingDiverged as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     _print_summary(result, out, time.perf_counter() - started)

@@ -1049,6 +1049,11 @@ def channel_stats(
             f"{list(images.shape)}."
         )
     channels = images.shape[1]
+    if channels > 4 and images.shape[-1] in (1, 3, 4):
+        raise ValueError(
+            f"channel_stats got shape {list(images.shape)}: {channels} channels looks like "
+            "[N, H, W, C]; put the channels second with images.permute(0, 3, 1, 2)."
+        )
     total = torch.zeros(channels, dtype=torch.float64)
     total_sq = torch.zeros(channels, dtype=torch.float64)
     std_sum = torch.zeros(channels, dtype=torch.float64)

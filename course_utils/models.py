@@ -149,7 +149,8 @@ class ResNet(nn.Module):
             layers = []
             for position in range(num_blocks):
                 stride = first_stride if position == 0 else 1
-                layers.append(block(in_channels, width, stride, activation))
+                where = f"stage {index + 1}, block {position + 1}"
+                layers.append(_build_block(block, in_channels, width, stride, activation, where))
                 in_channels = width * expansion
             stages[f"stage{index + 1}"] = nn.Sequential(*layers)
         self.stages = nn.Sequential(stages)
@@ -186,26 +187,73 @@ class ResNet(nn.Module):
             self.train(was_training)
 
 
+SIGNATURE = "block(in_channels, width, stride, activation)"
+DUMMY_NOTE = "a dummy 16x16 batch that ResNet runs through every block when it is built"
+
+
+def _build_block(
+    block: Callable[..., nn.Module],
+    in_channels: int,
+    width: int,
+    stride: int,
+    activation: Activation,
+    where: str,
+) -> nn.Module:
+    """``block(in_channels, width, stride, activation)``, or a BlockShapeError saying why not."""
+    name = getattr(block, "__name__", type(block).__name__)
+    if isinstance(block, nn.Module):
+        raise BlockShapeError(
+            f"block= got an instance of {name}; pass the class itself (block={name}), "
+            f"which ResNet calls as {SIGNATURE} for every block."
+        )
+    try:
+        layer = block(in_channels, width, stride, activation)
+    except TypeError as err:
+        raise BlockShapeError(
+            f"{name} ({where}) could not be built as {SIGNATURE} with ({in_channels}, {width}, "
+            f"{stride}, {getattr(activation, '__name__', activation)}): {err}. Give its "
+            "__init__ exactly these four arguments."
+        ) from None
+    if not isinstance(layer, nn.Module):
+        raise BlockShapeError(
+            f"{name} ({where}) returned {type(layer).__name__}, not an nn.Module: a block "
+            "class must subclass nn.Module."
+        )
+    return layer
+
+
 def _run_block(
     layer: nn.Module, x: torch.Tensor, where: str, expected: tuple[int, ...]
 ) -> torch.Tensor:
-    """Run one block on ``x`` and raise BlockShapeError unless its output has ``expected``."""
+    """Run one block on ``x`` and raise BlockShapeError unless it returns a tensor of
+    ``expected`` shape; every message names the block, its place and the dummy input."""
     name = type(layer).__name__
     rule = (
-        "a block built as block(in_channels, width, stride, activation) must return "
-        "width * expansion channels and divide height and width by stride"
+        f"a block built as {SIGNATURE} must return one tensor of width * expansion channels "
+        "with height and width divided by stride"
     )
+    given = f"an input of shape {tuple(x.shape)} ({DUMMY_NOTE})"
     try:
         out = layer(x)
-    except RuntimeError as err:
+    except Exception as err:  # any failure of a student's block is reported the same way
         raise BlockShapeError(
-            f"{name} ({where}) failed on an input of shape {tuple(x.shape)}: {err}. Check that "
-            f"it uses in_channels for its first layers; {rule}."
+            f"{name} ({where}) failed on {given}: {type(err).__name__}: {err}. Check that "
+            "forward(x) takes one tensor, that its first layers take in_channels, and that "
+            f"a shortcut adding x is projected (models.shortcut) when the shape changes; {rule}."
         ) from err
-    if tuple(out.shape) != expected:
+    if not isinstance(out, torch.Tensor):
         raise BlockShapeError(
-            f"{name} ({where}) turned an input of shape {tuple(x.shape)} into "
-            f"{tuple(out.shape)}, expected {expected}: {rule}."
+            f"{name} ({where}) returned a {type(out).__name__} on {given}; {rule}."
+        )
+    if tuple(out.shape) != expected:
+        hint = (
+            "its last layer must give width * expansion channels"
+            if out.shape[1] != expected[1]
+            else "its first conv and its shortcut must both use the stride"
+        )
+        raise BlockShapeError(
+            f"{name} ({where}) turned {given} into {tuple(out.shape)}, expected {expected}: "
+            f"{hint}; {rule}."
         )
     return out
 

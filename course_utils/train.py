@@ -455,11 +455,21 @@ def _resume(path: str | os.PathLike, state: dict, history: History) -> int:
         print(f"No checkpoint at {path} yet: starting from scratch.")
         return 0
     saved = ckpt.read_checkpoint(path, map_location=settings.model_device(state["model"]))
-    planned = saved["config"]
+    planned, before = saved["config"], saved["history"]
     changed = [
         f"{key}: {planned.get(key)!r} -> {value!r}"
         for key, value in history.config.items()
         if key != "epochs" and planned.get(key) != value
+    ]
+    changed += [  # the run's name, model and data must be the saved run's too
+        f"{key}: {before['run'].get(key)!r} -> {value!r}"
+        for key, value in history.run.items()
+        if key in ("model", "parameters", "train_images") and before["run"].get(key) != value
+    ]
+    changed += [
+        f"{key}: {before.get(key)!r} -> {getattr(history, key)!r}"
+        for key in ("name", "source", "provenance")
+        if before.get(key) != getattr(history, key)
     ]
     if changed:
         raise ckpt.CheckpointMismatchError(

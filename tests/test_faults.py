@@ -1,0 +1,193 @@
+"""Fault injection: bad input and faults get one clear line, and nothing a user made is lost.
+
+Each test is one case of the fault-injection pass (the command line, checkpoints, data,
+the API); the command line runs in-process (a subprocess costs seconds each).
+"""
+
+import json
+import os
+
+import pytest
+import torch
+from torch import nn
+
+from course_utils import cli, recipes
+from course_utils.augment import Cutout
+from course_utils.data import channel_stats, synthetic_cifar10
+from course_utils.loader import DeviceLoader
+from course_utils.models import BasicBlock, BlockShapeError, ResNet
+
+T = ["--smoke", "--data", "synthetic", "--train-images", "128", "--test-images", "64",
+     "--batch-size", "32", "--no-progress"]  # fmt: skip
+
+
+def run_cli(argv, capsys):
+    try:
+        code = cli.main(argv)
+    except SystemExit as exit:
+        code = exit.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line(err: str) -> bool:
+    return len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def test_rerunning_into_a_finished_run_is_refused_and_keeps_it(tmp_path, capsys):
+    out = tmp_path / "x"
+    first = ["train", "--model", "wang", "--epochs", "1", *T, "--out", str(out)]
+    assert run_cli(first, capsys)[0] == 0
+    saved = {name: (out / name).read_bytes() for name in recipes.FILES.values()}
+    code, _, err = run_cli([*first, "--lr", "0.05", "--seed", "1"], capsys)
+    assert code == 2 and one_line(err) and "finished run" in err
+    assert {name: (out / name).read_bytes() for name in saved} == saved
+
+
+def test_an_unfinished_run_needs_resume_or_overwrite(tmp_path, capsys):
+    out = tmp_path / "x"
+    out.mkdir()
+    (out / "checkpoint.pt").write_bytes(b"an interrupted run's checkpoint")
+    code, _, err = run_cli(["train", "--model", "wang", *T, "--out", str(out)], capsys)
+    assert code == 2 and one_line(err) and "--resume" in err
+    assert (out / "checkpoint.pt").read_bytes() == b"an interrupted run's checkpoint"
+
+
+@pytest.mark.parametrize(
+    ("change", "differs"),
+    [
+        (["--recipe", "sudrik"], "name"),
+        (["--lr", "0.05"], "lr: 0.1 -> 0.05"),
+        (["--optimizer", "adam"], "optimizer: 'nesterov' -> 'adam'"),
+        (["--model", "pillai"], "name: 'wang' -> 'pillai'"),
+        (["--train-images", "160"], "train_images"),
+        (["--augment", "flip"], "augment"),
+    ],
+)
+def test_resume_with_changed_settings_is_refused_before_training(tmp_path, capsys, change, differs):
+    out = tmp_path / "x"
+    base = ["train", "--model", "wang", "--epochs", "1", *T, "--out", str(out)]
+    assert run_cli(base, capsys)[0] == 0
+    before = (out / "history.json").read_text()
+    argv = [*base, *change, "--resume"]
+    if change[0] == "--recipe":
+        argv.remove("--model"), argv.remove("wang")
+    code, _, err = run_cli(argv, capsys)
+    assert code == 2 and one_line(err) and differs in err
+    assert (out / "history.json").read_text() == before
+
+
+def test_more_epochs_on_resume_is_refused_for_one_cycle_and_works_for_constant(tmp_path, capsys):
+    out = tmp_path / "x"
+    base = ["train", "--model", "wang", *T, "--out", str(out)]
+    assert run_cli([*base, "--epochs", "1"], capsys)[0] == 0
+    code, _, err = run_cli([*base, "--epochs", "2", "--resume"], capsys)
+    assert code == 2 and "cannot be extended" in err
+    constant = tmp_path / "c"
+    base = ["train", "--model", "wang", "--schedule", "constant", *T, "--out", str(constant)]
+    assert run_cli([*base, "--epochs", "1"], capsys)[0] == 0
+    assert run_cli([*base, "--epochs", "2", "--resume"], capsys)[0] == 0
+    assert len(json.loads((constant / "history.json").read_text())["epochs"]) == 2
+
+
+@pytest.mark.parametrize("kind", ["file", "unwritable"])
+def test_an_out_that_cannot_hold_a_run_is_refused_before_training(tmp_path, capsys, kind):
+    out = tmp_path / "x"
+    if kind == "file":
+        out.write_text("my notes")
+    else:
+        out.mkdir()
+        out.chmod(0o500)
+    try:
+        code, stdout, err = run_cli(["train", "--model", "wang", *T, "--out", str(out)], capsys)
+    finally:
+        if kind == "unwritable":
+            out.chmod(0o700)
+    if kind == "unwritable" and os.geteuid() == 0:
+        pytest.skip("root can write into a read-only folder")
+    assert code == 2 and one_line(err) and "epoch" not in stdout
+    if kind == "file":
+        assert out.read_text() == "my notes"
+
+
+def test_ctrl_c_says_how_to_resume(monkeypatch, tmp_path, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "run", interrupted)
+    code, _, err = run_cli(["train", "--model", "wang", *T, "--out", str(tmp_path / "x")], capsys)
+    assert code == 130 and "--resume" in err and "Traceback" not in err
+
+
+def test_a_model_over_the_budget_is_named(tmp_path, capsys, monkeypatch):
+    code, out, _ = run_cli(["train", "--model", "resnet18", *T, "--out", str(tmp_path)], capsys)
+    assert code == 0 and "over the course's 5,000,000 budget" in out
+
+
+# --------------------------------------------------------------------------- API
+
+
+def test_cutout_larger_than_the_image_is_refused():
+    images = torch.zeros(2, 3, 32, 32, dtype=torch.uint8)
+    with pytest.raises(ValueError, match="larger than the 32x32 images"):
+        Cutout(size=40)(images)
+
+
+def test_channel_stats_on_channels_last_images_says_how_to_fix_them():
+    images = torch.zeros(4, 32, 32, 3, dtype=torch.uint8)
+    with pytest.raises(ValueError, match=r"permute\(0, 3, 1, 2\)"):
+        channel_stats(images)
+
+
+def test_an_augmentation_returning_other_sizes_is_refused():
+    data = synthetic_cifar10(64)
+    loader = DeviceLoader(data, 32, device="cpu", augment=[lambda x, g: x[:, :, :16, :16]])
+    with pytest.raises(ValueError, match="16"):
+        next(iter(loader))
+
+
+class NoActivation(nn.Module):
+    def __init__(self, in_channels, width, stride):
+        super().__init__()
+
+
+class ReturnsTuple(BasicBlock):
+    def forward(self, x):
+        return super().forward(x), x
+
+
+class RaisesTypeError(BasicBlock):
+    def forward(self, x):
+        raise TypeError("unsupported operand")
+
+
+class AddsMisshapedInput(nn.Module):
+    def __init__(self, in_channels, width, stride, activation):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, width, 3, stride, 1)
+
+    def forward(self, x):
+        return self.conv(x) + x  # no projection when the shape changes
+
+
+@pytest.mark.parametrize(
+    ("block", "message"),
+    [
+        (NoActivation, "could not be built as block\\(in_channels, width, stride, activation\\)"),
+        (BasicBlock(8, 8, 1, nn.ReLU), "pass the class itself"),
+        (ReturnsTuple, "returned a tuple"),
+        (RaisesTypeError, "TypeError: unsupported operand"),
+        (AddsMisshapedInput, "shortcut adding x is projected"),
+    ],
+)
+def test_every_kind_of_block_failure_is_one_block_shape_error(block, message):
+    with pytest.raises(BlockShapeError, match=message) as caught:
+        ResNet([1, 1], [8, 16], block=block)
+    text = str(caught.value)
+    assert "stage" in text or "instance" in text
+    assert "\n" not in text
+    if "input of shape" in text:
+        assert "dummy 16x16 batch" in text
