@@ -49,7 +49,8 @@
 # ## The setup cell
 #
 # Every lecture starts with this cell. On Colab it installs `course_utils` from the
-# repository; everywhere it prints the versions, the training device and the mode.
+# repository; everywhere it prints the versions, the training device, the precision that
+# training will use on it (and why), and the mode.
 
 # %%
 import subprocess
@@ -109,7 +110,7 @@ print(f"256x256 matrix product on {device}: matches the CPU")
 # ## Summary
 #
 # - Open lectures from the README badges, pick an A100 runtime, run from the top.
-# - The setup cell installs the course package and prints versions, device and mode.
+# - The setup cell installs the course package and prints versions, device, precision and mode.
 # - Smoke mode (`COURSE_SMOKE=1`) is for automatic tests; lectures run at full size otherwise.
 #
 # **Try it**

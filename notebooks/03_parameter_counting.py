@@ -694,7 +694,9 @@ ax.legend(loc="lower right")
 fig.tight_layout()
 plt.show()
 
-print("this lecture trained nothing: 0 PFLOPs of its 15 PFLOPs training budget")
+ledger = params.ComputeLedger()  # every lecture records its training runs here; 03 has none
+assert ledger.total == 0
+print(f"this lecture trained nothing: {ledger.total:.0f} PFLOPs of its 15 PFLOPs training budget")
 
 # %% [markdown]
 # **What to notice**
