@@ -19,7 +19,9 @@
 # This course trains small residual networks (under 5 million parameters) on CIFAR-10,
 # the 60,000-image, 10-class benchmark of 32x32 colour photos. Five student project
 # reports are our case studies: they reached 87-94% test accuracy after 30 minutes to
-# hours of training. By the last lecture you will beat them in minutes.
+# hours of training. The course aims to beat them in minutes: the last lecture's target is
+# 94% test accuracy after a few minutes of training on an A100. Until that run has been
+# measured, it is a target, not a result.
 #
 # **What you will learn here**
 # - how to open a lecture in Google Colab and get a GPU,
@@ -33,23 +35,44 @@
 # | 03 | counting parameters under a 5M budget |
 # | 04 | optimizers and learning-rate schedules |
 # | 05 | mixup |
-# | 06 | capstone: 94% in minutes |
+# | 06 | capstone: aiming at 94% in minutes |
 
 # %% [markdown]
 # ## Opening a lecture in Colab
 #
 # 1. Click the *Open in Colab* badge next to the lecture in the repository's README.
-# 2. *Runtime > Change runtime type*: choose an **A100 GPU** (a T4 works, only slower).
+# 2. *Runtime > Change runtime type*: choose an **A100 GPU** if you can; an L4 or a T4
+#    works too (see the next section).
 # 3. Run the cells from the top (*Shift+Enter*). The first cell installs the course
 #    package; Colab's own PyTorch is kept as it is.
 #
 # On your own machine, clone the repository and run the README's first command instead.
+#
+# ### Which GPU, which precision
+#
+# Training runs in 16-bit floating point where the GPU is fast at it. The course's
+# `settings.choose_precision` picks the format from the GPU's *compute capability* (its
+# hardware generation):
+#
+# | GPU | compute capability | precision |
+# |---|---|---|
+# | A100, L4, H100 | 8.0 and newer | bf16 autocast |
+# | T4, V100 | 7.x | fp16 autocast with a gradient scaler |
+# | no GPU | — | fp32 |
+#
+# Below 8.0, cuDNN has no fast bf16 convolutions, so fp16 is used instead. fp16 has a
+# smaller range than bf16: small gradients would round to zero, so the gradient scaler
+# multiplies the loss before the backward pass and divides the gradients again before the
+# update. The setup cell below prints which precision it will use and why.
+#
+# No lecture has been timed on a T4 yet: expect it to be several times slower than an A100.
 
 # %% [markdown]
 # ## The setup cell
 #
 # Every lecture starts with this cell. On Colab it installs `course_utils` from the
-# repository; everywhere it prints the versions, the training device and the mode.
+# repository; everywhere it prints the versions, the training device, the precision that
+# training will use on it (and why), and the mode.
 
 # %%
 import subprocess
@@ -109,9 +132,13 @@ print(f"256x256 matrix product on {device}: matches the CPU")
 # ## Summary
 #
 # - Open lectures from the README badges, pick an A100 runtime, run from the top.
-# - The setup cell installs the course package and prints versions, device and mode.
+# - The setup cell installs the course package and prints versions, device, precision and mode.
 # - Smoke mode (`COURSE_SMOKE=1`) is for automatic tests; lectures run at full size otherwise.
 #
 # **Try it**
-# 1. In the setup cell's output, find which GPU Colab gave you and how much memory it has.
-# 2. Run `!nvidia-smi` in a new cell and compare.
+# 1. In the setup cell's output, find which GPU Colab gave you (the `gpu` row) and the
+#    precision it chose (the `precision` row, with the reason). The memory is printed by the
+#    next cell, *Is the GPU there?* (on a T4 it also says "bf16 support: yes": PyTorch can run
+#    bf16 there, but slowly, which is why the precision row says fp16). Without a GPU the
+#    rows read `none` and `fp32`.
+# 2. Run `!nvidia-smi` in a new cell and compare the name and the memory.

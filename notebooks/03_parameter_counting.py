@@ -26,7 +26,8 @@
 # **What you will learn**
 # - the three formulas (convolution, BatchNorm, linear) that give any ResNet's size, checked
 #   against PyTorch and torchinfo;
-# - why the last stage holds most of the parameters while the compute is spread evenly;
+# - why the last stage holds most of the parameters, while the compute follows the number
+#   of blocks in each stage;
 # - that parameters grow with the *square* of the width but only *linearly* with the depth;
 # - how to find the widest layout of a given block pattern under a budget (bisection);
 # - that parameters and compute (FLOPs) are two different budgets.
@@ -59,6 +60,8 @@ import numpy as np
 import pandas as pd
 import torch
 from IPython.display import display
+from matplotlib.text import Annotation
+from matplotlib.transforms import Bbox
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -301,8 +304,10 @@ plt.show()
 # - parameters per conv: $\times 4$ per stage (width squared),
 # - FLOPs per conv: $\times 4 \div 4 = \times 1$ per stage (same compute, fewer pixels).
 #
-# So the last stage holds most of the parameters while the compute is spread evenly. The
-# helper below asks PyTorch's FLOP counter how much of the forward pass each part runs.
+# So a block costs about the same FLOPs wherever it sits, but four times the parameters one
+# stage later. The parameters pile up in the last stage, while the compute follows the
+# number of blocks: a stage with twice the blocks does about twice the work. The helper
+# below asks PyTorch's FLOP counter how much of the forward pass each part runs.
 
 
 # %%
@@ -344,19 +349,47 @@ fig.suptitle("Where the parameters live (and where the compute goes)")
 fig.tight_layout()
 plt.show()
 
+
+# %%
+def percent(parts: dict[str, int], stages: list[str]) -> str:
+    """Each stage's share of the parts' total, in whole percent: "46/18/18/18"."""
+    return "/".join(f"{100 * parts[stage] / sum(parts.values()):.0f}" for stage in stages)
+
+
+by_stage = {}  # the figure's shares as numbers, stage 1 first (stem and head hold under 1%)
+for key in STAGE_MODELS:
+    model = zoo_models[key]
+    counts, flops = params.stage_parameters(model), part_flops(model)
+    stages = [part for part in counts if part.startswith("stage")]
+    by_stage[key] = {
+        "blocks": "-".join(str(len(stage)) for stage in model.stages),
+        "parameters (%)": percent(counts, stages),
+        "FLOPs (%)": percent(flops, stages),
+    }
+by_stage = pd.DataFrame(by_stage).T
+display(by_stage)
+assert by_stage.at["wang", "FLOPs (%)"] == "46/18/18/18"
+assert by_stage.at["merabishvili", "FLOPs (%)"] == "31/39/29"
+assert by_stage.at["sudrik", "FLOPs (%)"] == "44/26/23/7"
+assert by_stage["parameters (%)"].tolist() == ["5/24/71", "5/11/39/46", "3/5/18/74"]
+
 # %% [markdown]
 # **What to notice**
-# - The last stage holds the largest share of the parameters: about 46% in `sudrik`, over 70%
-#   in `merabishvili` and `wang`; the stem and head together hold under 1%. To save
+# - The last stage holds the largest share of the parameters: 46% in `sudrik`, 71% in
+#   `merabishvili` and 74% in `wang`; the stem and head together hold under 1%. To save
 #   parameters, look at the last stage first (`params.check_budget` names the largest layers
 #   when a model is over).
-# - Compute follows the number of blocks, not the width. When the width doubles as the map
-#   halves, every block costs about the same FLOPs wherever it sits: `wang` (blocks 2-1-1-1)
-#   spends 46% of its FLOPs in stage 1 and 18% in each later stage. A block added in stage 1
-#   is nearly free in parameters, but not in time.
-# - `sudrik` grows its widths by less than 2x per stage (64-128-192-256): its late blocks are
-#   cheaper in FLOPs and its parameters are spread over stages 3 and 4, which is how it
-#   affords 10 blocks under 5M where `wang` has 5.
+# - The compute is not spread evenly: it follows the number of blocks, not the width. When
+#   the width doubles as the map halves, every block costs about the same FLOPs wherever it
+#   sits. `merabishvili` (blocks 3-4-3) spends 31/39/29% of its FLOPs in its three stages;
+#   `wang` (blocks 2-1-1-1) spends 46% in stage 1 and 18% in each later stage (a block that
+#   halves the map costs about 4/5 of one that does not, so stage 1's 2 blocks of 5 get a
+#   little more than 40%). A block added in stage 1 is nearly free in parameters, but not in
+#   time.
+# - `sudrik` grows its widths by less than 2x per stage (64-128-192-256), so its late blocks
+#   are cheaper in FLOPs: 44/26/23/7% for blocks 3-2-3-2, most of it early. Its parameters
+#   are spread over stages 3 and 4, which is how it affords 10 blocks under 5M where `wang`
+#   has 5.
 
 # %% [markdown]
 # ## 4. Fitting the 5M budget
@@ -473,6 +506,49 @@ assert {"wang", "sudrik"} <= found, "the search should rediscover the two report
 # the widest 1-2-4-8 layouts of their patterns, `sudrik` the widest 1-2-3-4 layout of 3-2-3-2,
 # and `sudrik_resnet10` the widest 1-1-1-1. Now put the zoo and the searched layouts on one
 # map: parameters against compute.
+#
+# One dot on the map is new: `capstone` is not a report but the network this course trains
+# in lecture 06, a ResNet-9 in the style of Page's DAWNBench model (three stages that widen
+# and max-pool, with residual units after the first and the last; its last stage narrowed
+# from 512 to 384 channels to fit the budget). It is not a `BasicBlock` ResNet, so the search
+# cannot produce it. With 4.21M parameters it leaves about 0.8M of the budget unused, and at
+# 0.65 GFLOPs it costs no more per image than `wang`.
+#
+# Many points crowd the 5M line, so a small helper places each label where it covers no
+# point, no other label and not the line.
+
+# %%
+# Where a label may go around its point: (x, y) offset in points, then the text alignment.
+LABEL_SPOTS = [
+    ((8, 0), "left", "center"),
+    ((-8, 0), "right", "center"),
+    ((6, 6), "left", "bottom"),
+    ((-6, 6), "right", "bottom"),
+    ((6, -6), "left", "top"),
+    ((-6, -6), "right", "top"),
+]
+
+
+def place_labels(ax: plt.Axes, labels: list[Annotation], line_x: float) -> None:
+    """Put each label at the first spot around its point that overlaps no marker, no label
+    placed before it and no vertical line at data x ``line_x``; if none is free, on the right."""
+    fig = ax.figure
+    fig.canvas.draw()  # lay the figure out, so that the labels' sizes can be measured
+    pt = fig.dpi / 72  # pixels per point
+    line = ax.transData.transform((line_x, 0))[0]
+    taken = [Bbox.from_extents(line - 2 * pt, 0, line + 2 * pt, fig.bbox.height)]
+    for x, y in ax.transData.transform([label.xy for label in labels]):
+        taken.append(Bbox.from_extents(x - 5 * pt, y - 5 * pt, x + 5 * pt, y + 5 * pt))
+    for label in labels:
+        for offset, ha, va in [*LABEL_SPOTS, LABEL_SPOTS[0]]:  # the last try: back to the right
+            label.set_position(offset)
+            label.set_horizontalalignment(ha)
+            label.set_verticalalignment(va)
+            box = label.get_window_extent()
+            if not any(box.overlaps(other) for other in taken):
+                break
+        taken.append(box)
+
 
 # %%
 on_map = counted[counted["parameters"] < BUDGET]  # the over-budget ResNet-18 is off the map
@@ -485,6 +561,9 @@ points = pd.DataFrame(
         + [f"{b} @ {w}" for b, w in new_layouts[["blocks", "widths"]].values],
     }
 )
+points["label"] = points["label"].replace({"capstone": "capstone (lecture 06)"})
+assert counted.at["capstone", "parameters"] == 4_211_786  # about 0.8M under the budget
+assert counted.at["capstone", "gflops"] <= counted.at["wang", "gflops"]
 
 fig, ax = plt.subplots(figsize=(10, 7))
 ax.scatter(on_map["parameters"] / 1e6, on_map["gflops"], s=40, label="zoo models")
@@ -496,24 +575,17 @@ ax.scatter(
     color="tab:orange",
     label="widest layout of a block pattern (search);\nan x on a dot: the search found that shape",
 )
-span_x, span_y = np.ptp(points["x"]), np.ptp(points["y"])
-for i, point in points.iterrows():
-    # Put each label on the side away from its nearest neighbour, so close pairs stay legible.
-    others = points.drop(index=i)
-    distance = ((others["x"] - point["x"]) / span_x) ** 2 + (
-        (others["y"] - point["y"]) / span_y
-    ) ** 2
-    right = point["x"] >= others.loc[distance.idxmin(), "x"]
+labels = [
     ax.annotate(
         point["label"],
         (point["x"], point["y"]),
-        xytext=(6 if right else -6, 0),
+        xytext=LABEL_SPOTS[0][0],  # place_labels moves it if that spot is taken
         textcoords="offset points",
-        ha="left" if right else "right",
-        va="center",
         fontsize=8,
         color="tab:orange" if "@" in point["label"] else "black",
     )
+    for _, point in points.iterrows()
+]
 ax.axvline(BUDGET / 1e6, color="tab:red", label="5M budget")
 ax.set_xlim(points["x"].min() - 0.25, BUDGET / 1e6 + 0.3)
 ax.set_xlabel("parameters (millions)")
@@ -524,6 +596,7 @@ ax.set_title(
 )
 ax.legend(loc="center left")
 fig.tight_layout()
+place_labels(ax, labels, BUDGET / 1e6)
 plt.show()
 
 # %% [markdown]
@@ -570,6 +643,8 @@ assert counted.at["wang", "parameters"] == 4_977_226
 assert (study["parameters (M)"] < BUDGET / 1e6).all()
 wang_flops, deep_flops = counted.at["wang", "gflops"], counted.at["wang_deep", "gflops"]
 assert abs(deep_flops / wang_flops - 1) < 0.01, "wang and wang_deep should cost the same FLOPs"
+assert sum(layouts["wang"][0]) == 5 and sum(layouts["wang_deep"][0]) == 18  # 3.6x the blocks
+assert study["3x3 conv layers"].tolist() == [9, 11, 37]
 
 fig, axes = plt.subplots(1, 3, figsize=(13, 4))
 for ax, column, colour in zip(
@@ -588,8 +663,9 @@ plt.show()
 
 # %% [markdown]
 # **What to notice**
-# - Halving every width saves 3/4 of the parameters per layer, which pays for three times as
-#   many blocks: 37 3x3 conv layers instead of 11 for the same 4.9M parameters.
+# - Halving every width saves 3/4 of the parameters per layer, which pays for 3.6 times as
+#   many blocks: 18 instead of 5, or 37 3x3 conv layers instead of 11, for about the same
+#   4.9M parameters.
 # - The forward FLOPs of `wang` and `wang_deep` agree to within 1%. So the report's
 #   comparison is fair in both budgets; the deep network is slower in practice all the same
 #   (37 small layers run one after another keep a GPU less busy than 11 big ones).
@@ -694,7 +770,9 @@ ax.legend(loc="lower right")
 fig.tight_layout()
 plt.show()
 
-print("this lecture trained nothing: 0 PFLOPs of its 15 PFLOPs training budget")
+ledger = params.ComputeLedger()  # every lecture records its training runs here; 03 has none
+assert ledger.total == 0
+print(f"this lecture trained nothing: {ledger.total:.0f} PFLOPs of its 15 PFLOPs training budget")
 
 # %% [markdown]
 # **What to notice**
@@ -730,7 +808,9 @@ print("this lecture trained nothing: 0 PFLOPs of its 15 PFLOPs training budget")
 # - The reports' models rebuild from their descriptions alone; `sudrik`'s 4,922,826 and
 #   `wang`'s 4,977,226 come out exactly.
 # - Parameters grow with width squared and depth linearly, and they pile up in the last,
-#   widest stage; compute is spread evenly across stages.
+#   widest stage (46-74% in section 3). Compute follows the number of blocks instead: when
+#   the width doubles as the map halves, a block costs about the same FLOPs in every stage
+#   (`wang`, blocks 2-1-1-1: 46/18/18/18% of its FLOPs).
 # - Bisection on the base width finds the widest layout of a pattern under 5M, and it finds
 #   the reports' own shapes. At the same parameter count, compute varies about 3x.
 # - In the reports' own studies, the shape and the training recipe, not the last few
