@@ -138,7 +138,6 @@ print(f"256x256 matrix product on {device}: matches the CPU")
 # **Try it**
 # 1. In the setup cell's output, find which GPU Colab gave you (the `gpu` row) and the
 #    precision it chose (the `precision` row, with the reason). The memory is printed by the
-#    next cell, *Is the GPU there?* (on a T4 it also says "bf16 support: yes": PyTorch can run
-#    bf16 there, but slowly, which is why the precision row says fp16). Without a GPU the
-#    rows read `none` and `fp32`.
+#    next cell, *Is the GPU there?*, which names the precision again with the GPU's compute
+#    capability. Without a GPU the rows read `none` and `fp32`.
 # 2. Run `!nvidia-smi` in a new cell and compare the name and the memory.
