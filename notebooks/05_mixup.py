@@ -26,7 +26,7 @@
 # - the mixing weight $\lambda \sim \mathrm{Beta}(\alpha, \alpha)$ and what $\alpha$ does;
 # - mixup written from scratch, checked against `course_utils.mixup`, and why the loss on a
 #   mixed batch is the cross-entropy against soft labels;
-# - why training accuracy stays low under mixup while test accuracy does not suffer;
+# - why training accuracy stays low under mixup while validation accuracy does not suffer;
 # - calibration: does a 90%-confident prediction come true 90% of the time? A reliability
 #   diagram and the expected calibration error (ECE), with and without mixup;
 # - two relatives: label smoothing (soft labels without blending images) and CutMix
@@ -100,50 +100,41 @@ else:  # full mode: the ResNet-18 layout at half width (2.8M parameters)
     EPOCHS = 50
     BATCH_SIZE = 256
     SCORE_IMAGES = 10_000
+VAL_FRACTION = 0.1  # share of the training images held out for the per-epoch curves
 LR = 0.2  # peak learning rate (full mode: 0.1 per 128 images, scaled to the batch of 256)
 ALPHA = 1.0  # lambda ~ Beta(ALPHA, ALPHA) for mixup and CutMix (Zhang et al.'s CIFAR value)
 LABEL_SMOOTHING = 0.1  # rout's value
 ALPHAS_TO_PLOT = (0.2, 0.5, 1.0, 2.0)  # Beta densities drawn in section 1
 CALIBRATION_BINS = 15  # confidence bins of the reliability diagram (as in Guo et al., 2017)
 SEED = 0
-# Full mode trains five runs of 50 epochs, about 10.4 PFLOPs in total (printed at the end).
-# Estimate, not a measurement: a half-width ResNet-18 keeps an A100 at very roughly 15-30
-# TFLOP/s with bf16, so about 1.5-2.5 minutes per run, 6-12 minutes for the lecture.
+# Full mode trains five runs of 50 epochs on 45,000 images, about 9.4 PFLOPs in total
+# (printed at the end). Estimate, not a measurement: a half-width ResNet-18 keeps an A100 at
+# very roughly 15-30 TFLOP/s with bf16, so about 1-2 minutes per run, 5-10 minutes in all.
 
 # %% [markdown]
 # ## The data
 #
 # CIFAR-10 when it is on disk or downloadable, otherwise the synthetic stand-in (the line
-# below says which). The training loader shuffles and augments (random crop, flip) on the
-# training device; mixup is applied on top, inside `fit`. A second, unaugmented loader over
-# training images lets us score the models on clean training images later.
+# below says which). `VAL_FRACTION` of the training images is held out as a validation
+# split: `fit` measures it after every epoch (the solid curves), and the test set is scored
+# once per model, after training. The training loader shuffles and augments (random crop,
+# flip) on the training device; mixup is applied on top, inside `fit`. A third, unaugmented
+# loader over training images lets us score the models on clean training images later.
 
 # %%
-train_data = cifar10("train", n=TRAIN_IMAGES)
+train_data, val_data = cifar10("train", n=TRAIN_IMAGES).holdout(VAL_FRACTION, seed=SEED)
 test_data = cifar10("test", n=TEST_IMAGES)
-train_loader = DeviceLoader(train_data, batch_size=BATCH_SIZE, device=device, seed=SEED)
+train_loader = DeviceLoader(train_data, batch_size=BATCH_SIZE, device=device)
+val_loader = DeviceLoader(val_data, batch_size=500, train=False, device=device)
 test_loader = DeviceLoader(test_data, batch_size=500, train=False, device=device)
 score_loader = DeviceLoader(train_data.subset(SCORE_IMAGES), batch_size=500, train=False)
 CLASSES = train_data.classes
 NUM_CLASSES = len(CLASSES)
-NOTE = plots.source_note(train_data.source)  # "synthetic stand-in data", or None
-print(train_data, test_data, sep="\n")
+SOURCE = train_data.source  # "cifar10" or "synthetic": plots.titled notes the stand-in
+print(train_data, val_data, test_data, sep="\n")
+assert val_loader.split == "validation" and test_loader.split == "test"
 
-
-def titled(title: str) -> str:
-    """A figure title, with a second line naming the synthetic stand-in when it is used."""
-    return f"{title}\n({NOTE})" if NOTE else title
-
-
-compute = {}  # training PFLOPs of every run in this lecture
-
-
-def count_compute(name: str, model: nn.Module, epochs: int) -> float:
-    """Record and print the training compute of one run: 3 x forward FLOPs x images."""
-    pflops = params.training_flops(model, epochs * len(train_data)) / 1e15
-    compute[name] = pflops
-    print(f"{name}: {params.count_parameters(model):,} parameters, {pflops:.4f} PFLOPs")
-    return pflops
+ledger = params.ComputeLedger()  # training PFLOPs of every run in this lecture
 
 
 # %% [markdown]
@@ -281,7 +272,8 @@ for row in axes:
     plots.show_images(row_x[:SHOWN], titles=titles, mean=CIFAR10_MEAN, std=CIFAR10_STD, ax=row)
     label = f"λ = {lam:.2f}"
     row[0].text(-0.15, 0.5, label, transform=row[0].transAxes, rotation=90, ha="right", va="center")
-fig.suptitle(titled("Mixup batches: one λ per batch, every image blended with a random partner"))
+title = "Mixup batches: one λ per batch, every image blended with a random partner"
+fig.suptitle(plots.titled(title, SOURCE))
 fig.tight_layout()
 
 # %% [markdown]
@@ -296,11 +288,14 @@ fig.tight_layout()
 # ## 3. Training with and without mixup
 #
 # Two runs with everything equal (model, initialisation, data order, augmentation, recipe,
-# epochs) except that the second mixes every batch with `Mixer("mixup", ALPHA)`. `fit`
-# applies it after the loader's augmentation and trains on `mixed_loss`.
+# epochs) except that the second mixes every batch: `fit(..., mixup=ALPHA)` draws
+# λ ~ Beta(`ALPHA`, `ALPHA`) per batch, mixes after the loader's augmentation and trains on
+# `mixed_loss`. `fit` scores the validation split after every epoch; `train` then scores
+# the test set once, and those test results are what sections 4, 7 and 9 compare.
 
 # %%
 runs = {}  # run name -> (trained model, History)
+tests = {}  # run name -> its one evaluation on the test set, after training
 
 
 def build_model() -> models.ResNet:
@@ -310,20 +305,22 @@ def build_model() -> models.ResNet:
 
 
 def train(name: str, **options) -> None:
-    """Train a fresh model on the shared budget; ``options`` (mixup=..., label_smoothing=...)
-    are the only thing that changes between runs."""
+    """Train a fresh model on the shared budget, then score the test set once. ``options``
+    (mixup=..., mixer=..., label_smoothing=...) are the only thing that changes between runs."""
     model = build_model()
-    count_compute(name, model, EPOCHS)
+    ledger.add(name, model, EPOCHS * len(train_data))
     history = fit(
-        model, train_loader, test_loader, epochs=EPOCHS, lr=LR, seed=SEED, name=name, **options
+        model, train_loader, val_loader, epochs=EPOCHS, lr=LR, seed=SEED, name=name, **options
     )
     runs[name] = (model, history)
+    tests[name] = evaluate(model, test_loader)
 
 
 train("no mixup")
-train(f"mixup α={ALPHA:g}", mixup=Mixer("mixup", ALPHA))
+train(f"mixup α={ALPHA:g}", mixup=ALPHA)
 NONE, MIXUP = list(runs)
-print(f"this cell: {compute[NONE] + compute[MIXUP]:.4f} PFLOPs")
+assert runs[NONE][1].eval_split == "validation" and tests[NONE].split == "test"
+print(f"this cell: {ledger.pflops[NONE] + ledger.pflops[MIXUP]:.4f} PFLOPs")
 
 # %% [markdown]
 # `fit` records two training metrics per epoch. Under mixup both are measured on the
@@ -358,15 +355,15 @@ ax_loss.set_ylabel("cross-entropy loss")
 for ax in (ax_loss, ax_acc):
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=8)
-fig.suptitle("Training (dashed) and test (solid) curves, with and without mixup")
+fig.suptitle("Training (dashed) and validation (solid) curves, with and without mixup")
 fig.tight_layout()
 
 # %% [markdown]
 # **What to notice**
-# - Without mixup, over a long run, the dashed training curves pull ahead of the solid test
-#   curves: training loss towards 0, training accuracy towards 100%. With mixup the
-#   training loss cannot fall below the dotted floor and the training accuracy cannot rise
-#   above the dotted ceiling, while the test curves keep up.
+# - Without mixup, over a long run, the dashed training curves pull ahead of the solid
+#   validation curves: training loss towards 0, training accuracy towards 100%. With mixup
+#   the training loss cannot fall below the dotted floor and the training accuracy cannot
+#   rise above the dotted ceiling, while the validation curves keep up.
 # - On real CIFAR-10 mixup's gain grows with the training length: `sudrik`'s report
 #   states about 91% without and about 93% with mixup at 100 epochs. At the 50 epochs of
 #   full mode expect a small gain or a tie; in smoke mode (3 epochs of a tiny network on
@@ -416,7 +413,7 @@ def training_scores(model: nn.Module, loader: DeviceLoader, alpha: float) -> dic
 
 
 scores = {name: training_scores(runs[name][0], score_loader, ALPHA) for name in (NONE, MIXUP)}
-test_accuracy = {name: 100 * runs[name][1].final["test_acc"] for name in (NONE, MIXUP)}
+test_accuracy = {name: 100 * tests[name].accuracy for name in (NONE, MIXUP)}
 ceiling_first = 100 * (same_class + (1 - same_class) * 0.5)  # y_a is the dominant half the time
 ceilings = {"mixed, λ-weighted": 100 * ceiling_weighted, "mixed, first label": ceiling_first}
 
@@ -441,7 +438,7 @@ tick_labels = [
 ax.set_xticks(np.arange(len(kinds)), tick_labels)
 ax.set_ylabel("accuracy (%)")
 ax.set_ylim(0, 112)
-ax.set_title(titled("The same final models, scored four ways"))
+ax.set_title(plots.titled("The same final models, scored four ways", SOURCE))
 ax.legend(loc="upper right", fontsize=8)
 fig.tight_layout()
 
@@ -503,7 +500,7 @@ print(f"label_smoothing={LABEL_SMOOTHING}: {builtin:.5f} = cross-entropy vs smoo
 # %%
 train(f"label smoothing {LABEL_SMOOTHING:g}", label_smoothing=LABEL_SMOOTHING)
 SMOOTHING = list(runs)[-1]
-print(f"this cell: {compute[SMOOTHING]:.4f} PFLOPs")
+print(f"this cell: {ledger.pflops[SMOOTHING]:.4f} PFLOPs")
 
 # %% [markdown]
 # ## 6. CutMix, side by side with mixup
@@ -540,7 +537,7 @@ for row, (name, (images, titles)) in zip(axes, rows.items(), strict=True):
     )
     row[0].text(-0.15, 0.5, name, transform=row[0].transAxes, rotation=90, ha="right", va="center")
 title = f"The same pairs mixed two ways: mixup λ = {lam:.2f}, CutMix λ = {cut_lam:.2f}"
-fig.suptitle(titled(f"{title} (the share of image A that is kept)"))
+fig.suptitle(plots.titled(f"{title} (the share of image A that is kept)", SOURCE))
 fig.tight_layout()
 
 # %%
@@ -558,9 +555,9 @@ print(
 )
 
 # %%
-train(f"CutMix α={ALPHA:g}", mixup=Mixer("cutmix", ALPHA))
+train(f"CutMix α={ALPHA:g}", mixer=Mixer("cutmix", ALPHA))
 CUTMIX = list(runs)[-1]
-print(f"this cell: {compute[CUTMIX]:.4f} PFLOPs")
+print(f"this cell: {ledger.pflops[CUTMIX]:.4f} PFLOPs")
 
 # %% [markdown]
 # **What to notice**
@@ -568,7 +565,8 @@ print(f"this cell: {compute[CUTMIX]:.4f} PFLOPs")
 #   stay intact, and the network must recognise an object from part of it. On ImageNet
 #   and CIFAR, Yun et al. report CutMix ahead of mixup; try both on your data.
 # - The two mix the labels the same way, so `fit` trains both with the same `mixed_loss`;
-#   only the image operation differs (`Mixer("mixup")` or `Mixer("cutmix")`).
+#   only the image operation differs (`mixup=ALPHA` is short for
+#   `mixer=Mixer("mixup", ALPHA)`; CutMix needs the `Mixer("cutmix", ...)` object).
 
 # %% [markdown]
 # ## 7. Calibration: can the network's confidence be trusted?
@@ -617,12 +615,11 @@ toy_90 = torch.tensor([[0.9, 0.1]]).repeat(5, 1)
 assert abs(calibration(toy_80, toy_targets)[0]) < 1e-6
 assert abs(calibration(toy_90, torch.tensor([0, 0, 0, 1, 1]))[0] - 0.3) < 1e-6
 
-evaluations = {name: evaluate(model, test_loader) for name, (model, _) in runs.items()}
 calibrations = {
-    name: calibration(result.probabilities, result.targets) for name, result in evaluations.items()
+    name: calibration(result.probabilities, result.targets) for name, result in tests.items()
 }
 for name, (ece, _) in calibrations.items():
-    result = evaluations[name]
+    result = tests[name]
     accuracy, confidence = 100 * result.accuracy, 100 * result.confidences.mean()
     print(
         f"{name:22s} accuracy {accuracy:5.1f}%, confidence {confidence:5.1f}%, ECE {100 * ece:.1f}%"
@@ -650,21 +647,21 @@ for ax, ax_count, (name, (ece, table)) in zip(*axes, calibrations.items(), stric
 axes[0, 0].set_ylabel("accuracy (fraction correct)")
 axes[1, 0].set_ylabel("test images (%)")
 axes[0, 0].legend(loc="upper left", fontsize=8)
-fig.suptitle(titled("Reliability diagrams on the test images"))
+fig.suptitle(plots.titled("Reliability diagrams on the test images", SOURCE))
 fig.tight_layout()
 
 # %%
 names = list(runs)
 fig, (ax_acc, ax_ece) = plt.subplots(1, 2, figsize=(11, 3.8))
 colors = plt.rcParams["axes.prop_cycle"].by_key()["color"][: len(names)]
-bars = ax_acc.bar(names, [100 * evaluations[n].accuracy for n in names], color=colors)
+bars = ax_acc.bar(names, [100 * tests[n].accuracy for n in names], color=colors)
 ax_acc.bar_label(bars, fmt="%.1f")
 ax_acc.set_ylabel("test accuracy (%)")
-ax_acc.set_title(titled("Test accuracy after the same budget"))
+ax_acc.set_title(plots.titled("Test accuracy after the same budget", SOURCE))
 bars = ax_ece.bar(names, [100 * calibrations[n][0] for n in names], color=colors)
 ax_ece.bar_label(bars, fmt="%.1f")
 ax_ece.set_ylabel("expected calibration error (%)")
-ax_ece.set_title(titled("Calibration error (lower is better)"))
+ax_ece.set_title(plots.titled("Calibration error (lower is better)", SOURCE))
 for ax in (ax_acc, ax_ece):
     ax.tick_params(axis="x", labelrotation=15)
     ax.margins(y=0.15)
@@ -766,10 +763,12 @@ class MixForPart:
 
 my_name = f"{MY_KIND} α={MY_ALPHA:g}, first {100 * MIX_FRACTION:.0f}%"
 my_mixer = MixForPart(Mixer(MY_KIND, MY_ALPHA), EPOCHS * len(train_loader), MIX_FRACTION)
-train(my_name, mixup=my_mixer)
-print(f"this cell: {compute[my_name]:.4f} PFLOPs")
-my_eval = evaluate(runs[my_name][0], test_loader)
+train(my_name, mixer=my_mixer)
+print(f"this cell: {ledger.pflops[my_name]:.4f} PFLOPs")
+my_eval = tests[my_name]
 my_ece = calibration(my_eval.probabilities, my_eval.targets)[0]
+my_val = 100 * runs[my_name][1].final["val_acc"]
+print(f"{my_name}: validation accuracy (last epoch) {my_val:.1f}%")
 print(f"{my_name}: test accuracy {100 * my_eval.accuracy:.1f}%, ECE {100 * my_ece:.1f}%")
 fig = plots.plot_history(
     [runs[NONE][1], runs[MIXUP][1], runs[my_name][1]], title="Your mixing schedule"
@@ -781,8 +780,8 @@ for ax in fig.axes:
 # ## Compute used by this lecture
 
 # %%
-total = sum(compute.values())
-for name, pflops in compute.items():
+total = ledger.total
+for name, pflops in ledger.pflops.items():
     print(f"{name:28s} {pflops:8.4f} PFLOPs")
 print(f"{'total':28s} {total:8.4f} PFLOPs of training ({'smoke' if SMOKE else 'full'} mode)")
 if not SMOKE:
@@ -799,7 +798,7 @@ if not SMOKE:
 #    with the CutMix run of section 6 (same settings and seed: on a CPU the curves agree
 #    exactly, on a GPU up to its non-deterministic kernels).
 # 4. **Parameters cell**: set `EPOCHS = 100` and skip the label-smoothing and CutMix
-#    training cells (full mode: three runs of 100 epochs, about 12.5 PFLOPs). Does the gap
+#    training cells (full mode: three runs of 100 epochs, about 11.3 PFLOPs). Does the gap
 #    between mixup and no mixup grow, as in `sudrik`'s report?
 # 5. **Parameters cell**: set `CALIBRATION_BINS` to 5, then 50, and rerun section 7. How
 #    much does the ECE of each run move?
