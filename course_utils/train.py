@@ -141,7 +141,7 @@ def fit(
     *,
     optimizer: Optimizer | str | None = None,
     loss: nn.Module | None = None,
-    mixer: Mixer | None = None,
+    mixer: Callable[[torch.Tensor, torch.Tensor], tuple] | None = None,
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
     progress: bool = True,
@@ -153,7 +153,8 @@ def fit(
 
     ``overrides`` are TrainConfig fields (``fit(model, loader, epochs=3, lr=0.05)``). The
     rest are run-time objects: a ready-built ``optimizer`` (then lr and the like are its
-    own; a name such as "adam" is the config's field), a custom ``loss``, a ``Mixer``, a
+    own; a name such as "adam" is the config's field), a custom ``loss``, a ``mixer`` (a
+    ``Mixer`` such as ``Mixer("cutmix", 1.0)``, or any ``(x, y) -> (x, y, y_mixed, lam)``), a
     ``checkpoint`` file written after every epoch (``resume=True`` continues it exactly),
     and ``on_epoch(epoch, record)``, called after each epoch, which stops the run by
     returning True. Lectures 01-07 train with it.
@@ -193,6 +194,8 @@ def fit(
         history.config |= {key: group.get(key) for key in ("lr", "weight_decay", "momentum")}
     history.run |= {"device": str(device), "precision": precision, "channels_last": channels_last}
     history.eval_split = getattr(val_loader, "split", None)
+    if mixer is not None and not config.mixup:  # a Mixer object given by hand: say which
+        history.run["mixer"] = getattr(mixer, "__qualname__", None) or repr(mixer)
     start = _resume(checkpoint, state, history) if resume else 0
 
     autocast_dtype, autocast_on = AUTOCAST_DTYPES[precision], precision != "fp32"

@@ -229,8 +229,9 @@ def test_mixup_mixes_every_batch(loaders):
             calls.append(mixed[3])
             return mixed
 
-    quiet_fit(tiny_model(), train, epochs=1, mixer=CountingMixer("mixup", 1.0))
+    history = quiet_fit(tiny_model(), train, epochs=1, mixer=CountingMixer("cutmix", 1.0))
     assert len(calls) == len(train) and any(lam < 1 for lam in calls)
+    assert history.run["mixer"].endswith("CountingMixer(kind='cutmix', alpha=1.0, prob=1.0)")
     assert quiet_fit(tiny_model(), train, epochs=1, mixup=0.5).config["mixup"] == 0.5
 
 
