@@ -72,14 +72,14 @@ device = settings.get_device()
 from course_utils.settings import SMOKE
 
 if SMOKE:  # CI on a CPU: tiny data, thin and shallow networks, a few dozen steps
-    TRAIN_IMAGES, TEST_IMAGES = 1_024, 500
+    TRAIN_IMAGES, VAL_FRACTION = 1_280, 0.2  # 1,024 to train on, 256 held out
     WIDTHS = (8, 16, 32)  # channels of the three stages
     DEPTHS = (8, 20)  # the shallow and the deep network of the experiment
     EPOCHS = 3
     BATCH_SIZE = 64
     GRAD_BATCH, GRAD_SEEDS = 32, 2  # images and initialisations for the gradient plot
 else:  # full mode, as in the ResNet paper's CIFAR-10 study
-    TRAIN_IMAGES, TEST_IMAGES = 50_000, 10_000
+    TRAIN_IMAGES, VAL_FRACTION = 50_000, 0.1  # 45,000 to train on, 5,000 held out
     WIDTHS = (16, 32, 64)
     DEPTHS = (20, 56)
     EPOCHS = 10
@@ -87,39 +87,26 @@ else:  # full mode, as in the ResNet paper's CIFAR-10 study
     GRAD_BATCH, GRAD_SEEDS = 128, 3
 LR = 0.1  # peak learning rate of SGD with Nesterov momentum and a one-cycle schedule
 EDIT_DEPTH = DEPTHS[0]  # depth of the ResNet built from your own block
-# Full mode trains about 1.1 PFLOPs (printed below). Estimate, not a measurement: thin
+# Full mode trains about 1.0 PFLOPs (printed below). Estimate, not a measurement: thin
 # CIFAR ResNets keep an A100 at roughly 5-10 TFLOP/s, so about 2-4 minutes of training.
 
 # %% [markdown]
 # ## The data
 #
 # CIFAR-10 when it is on disk or downloadable, otherwise the synthetic stand-in (the line
-# below says which). The training loader shuffles and augments (random crop, flip) on the
-# training device; the test loader does neither.
+# below says which). A random part of the training split is held out as a *validation*
+# set: the networks never train on it, and the accuracy curves below are measured on it.
+# This lecture compares networks and picks no final model, so it never touches the test
+# set. The training loader shuffles and augments (random crop, flip) on the training
+# device; the validation loader does neither.
 
 # %%
-train_data = cifar10("train", n=TRAIN_IMAGES)
-test_data = cifar10("test", n=TEST_IMAGES)
+train_data, val_data = cifar10("train", n=TRAIN_IMAGES).holdout(VAL_FRACTION, seed=0)
 train_loader = DeviceLoader(train_data, batch_size=BATCH_SIZE, device=device)
-test_loader = DeviceLoader(test_data, batch_size=2 * BATCH_SIZE, train=False, device=device)
-NOTE = plots.source_note(train_data.source)  # "synthetic stand-in data", or None
-print(train_data, test_data, sep="\n")
-
-
-def titled(title: str) -> str:
-    """A figure title, with a second line naming the synthetic stand-in when it is used."""
-    return f"{title}\n({NOTE})" if NOTE else title
-
-
-compute = {}  # training PFLOPs of every run in this lecture
-
-
-def count_compute(name: str, model: nn.Module, epochs: int) -> float:
-    """Record and print the training compute of one run: 3 x forward FLOPs x images."""
-    pflops = params.training_flops(model, epochs * len(train_data)) / 1e15
-    compute[name] = pflops
-    print(f"{name}: {params.count_parameters(model):,} parameters, {pflops:.4f} PFLOPs")
-    return pflops
+val_loader = DeviceLoader(val_data, batch_size=2 * BATCH_SIZE, train=False, device=device)
+print(train_data, val_data, sep="\n")
+assert val_loader.split == "validation"
+ledger = params.ComputeLedger()  # training PFLOPs of every run in this lecture
 
 
 # %% [markdown]
@@ -364,7 +351,12 @@ for name, (kind, depth) in RUNS.items():
 ax.set_yscale("log")
 ax.set_xlabel("layer (1 = stem conv, last = classifier)")
 ax.set_ylabel("gradient norm ||dL/dW|| (log scale)")
-ax.set_title(titled(f"Gradient norm per layer at initialisation (mean of {GRAD_SEEDS} inits)"))
+ax.set_title(
+    plots.titled(
+        f"Gradient norm per layer at initialisation (mean of {GRAD_SEEDS} inits)",
+        train_data.source,
+    )
+)
 ax.grid(alpha=0.3, which="both")
 ax.legend(title="network")
 fig.tight_layout()
@@ -395,9 +387,10 @@ for name in RUNS:
 # %%
 histories = {}
 for name, net in nets.items():
-    count_compute(name, net, EPOCHS)
-    histories[name] = fit(net, train_loader, test_loader, epochs=EPOCHS, lr=LR, seed=0, name=name)
-print(f"this cell: {sum(compute[name] for name in nets):.4f} PFLOPs")
+    ledger.add(name, net, EPOCHS * len(train_data))
+    histories[name] = fit(net, train_loader, val_loader, epochs=EPOCHS, lr=LR, seed=0, name=name)
+assert all(history.eval_split == "validation" for history in histories.values())
+print(f"this cell: {sum(ledger.pflops[name] for name in nets):.4f} PFLOPs")
 
 
 # %%
@@ -415,14 +408,16 @@ for name, (kind, depth) in RUNS.items():
     epochs_done = np.arange(window, len(history.step_loss) + 1) / steps_per_epoch
     ax_loss.plot(epochs_done, smoothed(history.step_loss, window), label=name, **style)
     epochs = [row["epoch"] for row in history.epochs]
-    accuracy = [100 * row["test_acc"] for row in history.epochs]
+    accuracy = [100 * row["val_acc"] for row in history.epochs]
     ax_acc.plot(epochs, accuracy, marker="o", label=name, **style)
 ax_loss.set_xlabel("epoch")
 ax_loss.set_ylabel(f"training loss (cross-entropy, mean of {window} steps)")
-ax_loss.set_title(titled("Training loss: plain (dashed) vs residual (solid)"))
+ax_loss.set_title(
+    plots.titled("Training loss: plain (dashed) vs residual (solid)", train_data.source)
+)
 ax_acc.set_xlabel("epoch")
-ax_acc.set_ylabel("test accuracy (%)")
-ax_acc.set_title(titled("Test accuracy after each epoch"))
+ax_acc.set_ylabel("validation accuracy (%)")
+ax_acc.set_title(plots.titled("Validation accuracy after each epoch", train_data.source))
 ax_acc.xaxis.set_major_locator(MaxNLocator(integer=True))
 for ax in (ax_loss, ax_acc):
     ax.grid(alpha=0.3)
@@ -626,8 +621,8 @@ class MyBlock(nn.Module):
 
 # %%
 my_net = thin_net(EDIT_DEPTH, MyBlock)  # checks every block's output shape first
-count_compute("MyBlock", my_net, EPOCHS)
-my_history = fit(my_net, train_loader, test_loader, epochs=EPOCHS, lr=LR, seed=0, name="MyBlock")
+ledger.add("MyBlock", my_net, EPOCHS * len(train_data))
+my_history = fit(my_net, train_loader, val_loader, epochs=EPOCHS, lr=LR, seed=0, name="MyBlock")
 baseline = histories[f"residual-{EDIT_DEPTH}"]
 fig = plots.plot_history(
     [baseline, my_history], title=f"Your block vs the basic block, both {EDIT_DEPTH} layers deep"
@@ -669,8 +664,8 @@ else:
 # ## Compute used by this lecture
 
 # %%
-total = sum(compute.values())
-for name, pflops in compute.items():
+total = ledger.total
+for name, pflops in ledger.pflops.items():
     print(f"{name:14s} {pflops:8.4f} PFLOPs")
 print(f"{'total':14s} {total:8.4f} PFLOPs of training ({'smoke' if SMOKE else 'full'} mode)")
 if not SMOKE:
@@ -679,7 +674,7 @@ if not SMOKE:
 # %% [markdown]
 # ## Try it
 #
-# 1. **Parameters cell**: set `DEPTHS = (20, 110)` (full mode; about 1.9 PFLOPs in all,
+# 1. **Parameters cell**: set `DEPTHS = (20, 110)` (full mode; about 1.7 PFLOPs in all,
 #    still well within the budget). Does the plain 110-layer network train at all?
 # 2. **Edit-the-block cell**: delete `+ self.shortcut(x)` from `MyBlock.forward` (keep the
 #    shortcut module). You have rebuilt the plain block: does your final training loss now
