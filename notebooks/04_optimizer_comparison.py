@@ -54,7 +54,7 @@ settings.describe()
 
 # %%
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 import matplotlib.pyplot as plt
@@ -74,7 +74,6 @@ from course_utils.optim import (
     SCHEDULES,
     Lookahead,
     clip_gradients,
-    make_optimizer,
     make_scheduler,
 )
 from course_utils.train import History, TrainingDiverged, evaluate, fit
@@ -113,17 +112,12 @@ else:  # full mode: ResNet-20 on CIFAR-10
 SEED = 0
 SUDRIK_LR = 0.1  # the one learning rate of sudrik's optimizer study
 WEIGHT_DECAY = 5e-4  # the same for every optimizer
-OPTIMIZER_NAMES = [  # names for course_utils.optim.make_optimizer
-    "sgd",
-    "momentum",
-    "nesterov",
-    "adagrad",
-    "rmsprop",
-    "adadelta",
-    "adam",
-    "adamw",
-    "lookahead-momentum",  # rout: SGD + momentum 0.9 inside Lookahead (k 5, alpha 0.5)
-]
+RACE = {  # the optimizers raced in sections 2 and 3: name -> TrainConfig fields for fit()
+    name: {"optimizer": name}
+    for name in ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam", "adamw")
+}
+RACE["lookahead"] = {"optimizer": "momentum", "lookahead": {"k": 5, "alpha": 0.5}}  # rout
+OPTIMIZER_NAMES = list(RACE)
 SCHEDULE_NAMES = ["constant", "step", "cosine", "onecycle", "plateau"]
 WANG = {"lr": 0.01, "weight_decay": 1e-6, "clip_value": 0.1}  # Adam, one-cycle, clipping
 STEPS_2D = 100  # optimizer steps on the 2-D loss (both modes: it costs nothing)
@@ -133,7 +127,7 @@ RATES_2D = [10 ** (k / 4) for k in range(-12, 13)]  # 1e-3 ... 1e3, four per dec
 # measurement: ResNet-20 keeps an A100 at roughly 5-10 TFLOP/s, so 10-20 minutes, plus about
 # 5 minutes for batch sizes 8 and 16, which are slow by nature (section 5): 20-30 minutes.
 assert SUDRIK_LR in SWEEP_RATES, "the sweep must include sudrik's rate, section 2 reuses it"
-assert all(name.removeprefix("lookahead-") in OPTIMIZERS for name in OPTIMIZER_NAMES)
+assert all(fields["optimizer"] in OPTIMIZERS for fields in RACE.values())
 assert all(name in SCHEDULES for name in SCHEDULE_NAMES)
 
 # %% [markdown]
@@ -327,19 +321,16 @@ fig.tight_layout()
 
 # %%
 full_train = cifar10("train", n=TRAIN_IMAGES)
-train_data, val_data = full_train.split(VALIDATION_FRACTION, seed=SEED)
+train_data, val_data = full_train.holdout(VALIDATION_FRACTION, seed=SEED)
 test_data = cifar10("test", n=TEST_IMAGES)
-train_loader = DeviceLoader(train_data, batch_size=BATCH_SIZE, device=device, seed=SEED)
+train_loader = DeviceLoader(train_data, batch_size=BATCH_SIZE, device=device)
 val_loader = DeviceLoader(val_data, batch_size=500, train=False, device=device)
 test_loader = DeviceLoader(test_data, batch_size=500, train=False, device=device)
-NOTE = plots.source_note(train_data.source)  # "synthetic stand-in data", or None
+SOURCE = train_data.source  # "cifar10" or "synthetic": figure titles say which
+NOTE = plots.source_note(SOURCE)  # "synthetic stand-in data", or None
 print(train_data, val_data, test_data, sep="\n")
 assert len(train_data) + len(val_data) == len(full_train)
-
-
-def titled(title: str) -> str:
-    """A figure title, with a second line naming the synthetic stand-in when it is used."""
-    return f"{title}\n({NOTE})" if NOTE else title
+assert val_loader.split == "validation" and test_loader.split == "test"
 
 
 def make_model() -> nn.Module:
@@ -366,32 +357,38 @@ class Run:
     diverged: bool
 
 
-compute: dict[str, float] = {}  # training PFLOPs of every run in this lecture
+# A function (params, lr) -> a torch optimizer that sets everything else itself, weight decay
+# included (section 6 builds its own optimizers this way).
+OptimizerFactory = Callable[[Iterable[nn.Parameter], float], torch.optim.Optimizer]
+ledger = params.ComputeLedger()  # training PFLOPs of every run in this lecture
 
 
 def train_run(
     name: str,
-    optimizer: str | Callable[..., torch.optim.Optimizer],
+    optimizer: dict | OptimizerFactory,
     lr: float,
     loader: DeviceLoader = train_loader,
     eval_loader: DeviceLoader = val_loader,
     **fit_kwargs,
 ) -> Run:
-    """Train a fresh network for EPOCHS epochs; ``optimizer`` is a name for make_optimizer
-    or a function ``(params, lr) -> optimizer``; other ``fit`` arguments pass through."""
+    """Train a fresh network for EPOCHS epochs at learning rate ``lr``, constant unless a
+    ``schedule`` is passed. ``optimizer`` is either TrainConfig fields that name it (an
+    entry of RACE, e.g. ``{"optimizer": "adam"}``; weight decay WEIGHT_DECAY unless they
+    say otherwise) or an OptimizerFactory, which is built here on the fresh network with
+    ``lr``. Other ``fit`` arguments (schedule, grad_clip, ...) pass through."""
     model = make_model()
-    compute[name] = params.training_flops(model, EPOCHS * loader.num_images) / 1e15
-    if not isinstance(optimizer, str):
-        optimizer = optimizer(model.parameters(), lr)
-    fit_kwargs = {"weight_decay": WEIGHT_DECAY, "schedule": "constant"} | fit_kwargs
+    ledger.add(name, model, EPOCHS * loader.num_images)
+    if callable(optimizer):  # a ready-built optimizer carries its own lr and weight decay
+        chosen = {"optimizer": optimizer(model.parameters(), lr)}
+    else:  # by name: lr and weight decay go through the config
+        chosen = {"weight_decay": WEIGHT_DECAY} | optimizer | {"lr": lr}
+    fit_kwargs = {"schedule": "constant"} | chosen | fit_kwargs
     try:
         history = fit(
             model,
             loader,
             eval_loader,
             epochs=EPOCHS,
-            optimizer=optimizer,
-            lr=lr,
             seed=SEED,
             name=name,
             progress=False,
@@ -400,8 +397,7 @@ def train_run(
     except TrainingDiverged as error:
         return Run(error.history, math.nan, math.nan, True)
     test_acc = evaluate(model, test_loader).accuracy
-    # fit() names its evaluation set "test"; here that set is the validation split.
-    return Run(history, history.final["test_acc"], test_acc, False)
+    return Run(history, history.final["val_acc"], test_acc, False)
 
 
 # %% [markdown]
@@ -419,11 +415,11 @@ def train_run(
 COLORS = dict(zip(OPTIMIZER_NAMES, sns.color_palette("tab10", len(OPTIMIZER_NAMES)), strict=True))
 # Full mode: 9 runs, about 0.8 PFLOPs; roughly 2-4 minutes on an A100 (estimate).
 sweep: dict[tuple[str, float], Run] = {}  # (optimizer, learning rate) -> Run
-before = sum(compute.values())
+before = ledger.total
 for name in tqdm(OPTIMIZER_NAMES, desc=f"lr {SUDRIK_LR}"):
-    sweep[name, SUDRIK_LR] = train_run(f"{name} lr {SUDRIK_LR:g}", name, SUDRIK_LR)
+    sweep[name, SUDRIK_LR] = train_run(f"{name} lr {SUDRIK_LR:g}", RACE[name], SUDRIK_LR)
 at_sudrik_lr = {name: sweep[name, SUDRIK_LR] for name in OPTIMIZER_NAMES}
-print(f"this cell: {sum(compute.values()) - before:.3g} PFLOPs")
+print(f"this cell: {ledger.total - before:.3g} PFLOPs")
 for name, run in at_sudrik_lr.items():
     result = "diverged" if run.diverged else f"validation accuracy {100 * run.val_acc:5.1f}%"
     print(f"{name:20s} {result}")
@@ -443,7 +439,7 @@ def plot_runs(runs: dict[str, Run], title: str) -> plt.Figure:
         epoch = [row["epoch"] for row in epochs]
         seconds = [row["elapsed"] for row in epochs]
         loss = [row["train_loss"] for row in epochs]
-        accuracy = [100 * row["test_acc"] for row in epochs]
+        accuracy = [100 * row["val_acc"] for row in epochs]
         for row, x in enumerate((epoch, seconds)):
             axes[row, 0].plot(x, loss, **style)
             axes[row, 1].plot(x, accuracy, **style)
@@ -461,7 +457,7 @@ def plot_runs(runs: dict[str, Run], title: str) -> plt.Figure:
     axes[1, 0].set_title("... against wall-clock time")
     axes[1, 1].set_title("... against wall-clock time")
     axes[0, 1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
-    fig.suptitle(titled(title))
+    fig.suptitle(plots.titled(title, SOURCE))
     fig.tight_layout()
     return fig
 
@@ -494,10 +490,10 @@ fig = plot_runs(at_sudrik_lr, f"Every optimizer at learning rate {SUDRIK_LR} (su
 # %%
 # Full mode: 36 runs, about 3.2 PFLOPs; roughly 8-15 minutes on an A100 (estimate).
 todo = [(name, lr) for name in OPTIMIZER_NAMES for lr in SWEEP_RATES if (name, lr) not in sweep]
-before = sum(compute.values())
+before = ledger.total
 for name, lr in tqdm(todo, desc="learning-rate sweep"):
-    sweep[name, lr] = train_run(f"{name} lr {lr:g}", name, lr)
-print(f"this cell: {len(todo)} runs, {sum(compute.values()) - before:.3g} PFLOPs")
+    sweep[name, lr] = train_run(f"{name} lr {lr:g}", RACE[name], lr)
+print(f"this cell: {len(todo)} runs, {ledger.total - before:.3g} PFLOPs")
 diverged = [f"{name} at lr {lr:g}" for (name, lr), run in sweep.items() if run.diverged]
 print("diverged (loss became NaN or infinite):", ", ".join(diverged) or "none")
 
@@ -541,7 +537,7 @@ def plot_sensitivity(
 fig, (ax_sweep, ax_bars) = plt.subplots(1, 2, figsize=(14, 6), width_ratios=(1.25, 1))
 plot_sensitivity(sweep, OPTIMIZER_NAMES, ax_sweep)
 ax_sweep.axvline(SUDRIK_LR, color="0.5", linestyle=":", label=f"sudrik's rate ({SUDRIK_LR})")
-ax_sweep.set_title(titled("Learning-rate sensitivity (x at 0: diverged)"))
+ax_sweep.set_title(plots.titled("Learning-rate sensitivity (x at 0: diverged)", SOURCE))
 ax_sweep.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=4)
 
 order = sorted(OPTIMIZER_NAMES, key=lambda name: np.nan_to_num(at_best_lr[name].test_acc))
@@ -552,7 +548,7 @@ ax_bars.barh(y + 0.2, at_own, height=0.4, color="tab:blue", label="at its own be
 ax_bars.barh(y - 0.2, at_one, height=0.4, color="0.7", label=f"all at lr {SUDRIK_LR}")
 ax_bars.set_yticks(y, [f"{name} (best lr {best_lr[name]:g})" for name in order])
 ax_bars.set_xlabel(f"test accuracy after {EPOCHS} epochs (%; 0 = diverged)")
-ax_bars.set_title(titled("Test accuracy: one rate for all vs. each at its best"))
+ax_bars.set_title(plots.titled("Test accuracy: one rate for all vs. each at its best", SOURCE))
 ax_bars.legend(loc="lower right", fontsize=8)
 ax_bars.grid(alpha=0.3, axis="x")
 fig.tight_layout()
@@ -664,20 +660,20 @@ assert np.all(np.diff(previews["step"]) <= 0) and previews["step"][-1] <= 0.1
 SCHEDULE_OPTIMIZER = "nesterov"
 peak_lr = best_lr[SCHEDULE_OPTIMIZER]
 scheduled = {}
-before = sum(compute.values())
+before = ledger.total
 for name in tqdm(SCHEDULE_NAMES, desc="schedules"):
     if name == "constant" and (SCHEDULE_OPTIMIZER, peak_lr) in sweep:
         scheduled[name] = sweep[SCHEDULE_OPTIMIZER, peak_lr]  # the sweep ran it already
         continue
-    extra = {"patience": PLATEAU_PATIENCE} if name == "plateau" else None
+    extra = {"patience": PLATEAU_PATIENCE} if name == "plateau" else {}
     scheduled[name] = train_run(
         f"{name} schedule",
-        SCHEDULE_OPTIMIZER,
+        RACE[SCHEDULE_OPTIMIZER],
         peak_lr,
         schedule=name,
         schedule_kwargs=extra,
     )
-print(f"this cell: {sum(compute.values()) - before:.3g} PFLOPs")
+print(f"this cell: {ledger.total - before:.3g} PFLOPs")
 for name, run in scheduled.items():
     result = "diverged" if run.diverged else f"test accuracy {100 * run.test_acc:5.1f}%"
     print(f"{name:9s} {result}")
@@ -685,15 +681,17 @@ for name, run in scheduled.items():
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(16, 4.3))
 plots.plot_lr([replace(run.history, name=name) for name, run in scheduled.items()], ax=axes[0])
-axes[0].set_title(titled(f"Learning rate per step ({SCHEDULE_OPTIMIZER}, peak {peak_lr:g})"))
+axes[0].set_title(
+    plots.titled(f"Learning rate per step ({SCHEDULE_OPTIMIZER}, peak {peak_lr:g})", SOURCE)
+)
 for name, run in scheduled.items():
     epochs = [row["epoch"] for row in run.history.epochs]
     axes[1].plot(epochs, [row["train_loss"] for row in run.history.epochs], ".-", label=name)
-    axes[2].plot(epochs, [100 * row["test_acc"] for row in run.history.epochs], ".-", label=name)
+    axes[2].plot(epochs, [100 * row["val_acc"] for row in run.history.epochs], ".-", label=name)
 axes[1].set_ylabel("training loss (cross-entropy)")
-axes[1].set_title(titled("Training loss per epoch"))
+axes[1].set_title(plots.titled("Training loss per epoch", SOURCE))
 axes[2].set_ylabel("validation accuracy (%)")
-axes[2].set_title(titled("Validation accuracy per epoch"))
+axes[2].set_title(plots.titled("Validation accuracy per epoch", SOURCE))
 for ax in axes[1:]:
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -745,27 +743,28 @@ assert abs(total_norm - grads.clamp(-WANG["clip_value"], WANG["clip_value"]).nor
 # %%
 # Full mode: 2 runs, about 0.18 PFLOPs; under a minute on an A100 (estimate).
 clipping = {}
-before = sum(compute.values())
+before = ledger.total
 for name, clip in tqdm([("no clipping", None), ("clip value 0.1", WANG["clip_value"])]):
     clipping[name] = train_run(
         f"wang: adam + one-cycle, {name}",
-        "adam",
+        {"optimizer": "adam", "weight_decay": WANG["weight_decay"]},
         WANG["lr"],
-        weight_decay=WANG["weight_decay"],
         schedule="onecycle",
         grad_clip=None if clip is None else {"value": clip},
     )
-print(f"this cell: {sum(compute.values()) - before:.3g} PFLOPs")
+print(f"this cell: {ledger.total - before:.3g} PFLOPs")
 for name, run in clipping.items():
     print(f"{name:15s} test accuracy {100 * run.test_acc:5.1f}%")
 
 fig, ax = plt.subplots(figsize=(7, 4))
 for name, run in clipping.items():
     epochs = [row["epoch"] for row in run.history.epochs]
-    ax.plot(epochs, [100 * row["test_acc"] for row in run.history.epochs], ".-", label=name)
+    ax.plot(epochs, [100 * row["val_acc"] for row in run.history.epochs], ".-", label=name)
 ax.set_xlabel("epoch")
 ax.set_ylabel("validation accuracy (%)")
-ax.set_title(titled("wang's recipe (Adam, one-cycle to 0.01) with and without clipping"))
+ax.set_title(
+    plots.titled("wang's recipe (Adam, one-cycle to 0.01) with and without clipping", SOURCE)
+)
 ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 ax.grid(alpha=0.3)
 ax.legend()
@@ -818,19 +817,19 @@ for batch, (accuracy, seconds) in SUDRIK_BATCH.items():
 BATCH_OPTIMIZER = "nesterov"
 reference_lr = best_lr[BATCH_OPTIMIZER]  # the sweep's choice at batch size BATCH_SIZE
 batch_runs = {}
-before = sum(compute.values())
+before = ledger.total
 for batch in tqdm(BATCH_SIZES, desc="batch sizes"):
-    loader = DeviceLoader(train_data, batch_size=batch, device=device, seed=SEED)
+    loader = DeviceLoader(train_data, batch_size=batch, device=device)
     lr = reference_lr * batch / BATCH_SIZE  # the linear scaling rule
     batch_runs[batch] = train_run(
         f"batch {batch}, lr {lr:.3g}",
-        BATCH_OPTIMIZER,
+        RACE[BATCH_OPTIMIZER],
         lr,
         loader=loader,
         eval_loader=test_loader,
         schedule="onecycle",
     )
-print(f"this cell: {sum(compute.values()) - before:.3g} PFLOPs")
+print(f"this cell: {ledger.total - before:.3g} PFLOPs")
 
 
 def throughput(run: Run) -> float:
@@ -880,7 +879,9 @@ fig.suptitle("Batch size: our runs (top) and sudrik's table (bottom)")
 fig.tight_layout()
 
 fig = plots.plot_history([run.history for run in batch_runs.values()], metrics="acc", x="time")
-fig.axes[0].set_title(titled("Accuracy against training time, one run per batch size"))
+fig.axes[0].set_title(
+    plots.titled("Accuracy against training time, one run per batch size", SOURCE)
+)
 fig.axes[0].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
 fig.set_size_inches(11, 4.5)
 fig.tight_layout()
@@ -919,10 +920,11 @@ MY_OPTIMIZERS = {
 
 
 # %%
-def builder(spec) -> Callable[..., torch.optim.Optimizer]:
-    """A function (params, lr) -> optimizer, from a torch.optim class or such a function."""
+def builder(spec) -> OptimizerFactory:
+    """A function (params, lr) -> optimizer, from a torch.optim class (given the race's
+    weight decay) or such a function itself."""
     if isinstance(spec, type) and issubclass(spec, torch.optim.Optimizer):
-        return lambda p, lr: make_optimizer(spec, p, lr, weight_decay=WEIGHT_DECAY)
+        return lambda p, lr: spec(p, lr=lr, weight_decay=WEIGHT_DECAY)
     if callable(spec):
         return spec
     raise TypeError(
@@ -932,17 +934,17 @@ def builder(spec) -> Callable[..., torch.optim.Optimizer]:
 
 # Full mode: 5 runs per optimizer you add, about 0.45 PFLOPs; 1-2 minutes on an A100 (estimate).
 mine = {}
-before = sum(compute.values())
+before = ledger.total
 for name, spec in tqdm(list(MY_OPTIMIZERS.items()), desc="your optimizers"):
     for lr in SWEEP_RATES:
         mine[name, lr] = train_run(f"{name} lr {lr:g}", builder(spec), lr)
-print(f"this cell: {sum(compute.values()) - before:.3g} PFLOPs")
+print(f"this cell: {ledger.total - before:.3g} PFLOPs")
 
 COLORS.update(zip(MY_OPTIMIZERS, sns.color_palette("dark", len(MY_OPTIMIZERS)), strict=True))
 fig, ax = plt.subplots(figsize=(9, 5))
 plot_sensitivity(sweep, OPTIMIZER_NAMES, ax, alpha=0.3)
 plot_sensitivity(mine, list(MY_OPTIMIZERS), ax, lw=3)
-ax.set_title(titled("Your optimizers (bold) against the race of section 3 (faded)"))
+ax.set_title(plots.titled("Your optimizers (bold) against the race of section 3 (faded)", SOURCE))
 ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
 fig.tight_layout()
 
@@ -961,8 +963,8 @@ for name in MY_OPTIMIZERS:
 # Full mode must stay within the course's 15 PFLOPs per lecture.
 
 # %%
-total = sum(compute.values())
-print(f"{len(compute)} training runs, {total:.3g} PFLOPs of training in total")
+total = ledger.total
+print(f"{len(ledger.pflops)} training runs, {total:.3g} PFLOPs of training in total")
 if not SMOKE:
     assert total <= 15, f"this lecture trains {total:.1f} PFLOPs, over its 15 PFLOP budget"
 
