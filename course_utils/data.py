@@ -4,8 +4,9 @@ Everything the course trains on comes from ``cifar10(split, source)``, which ret
 ``ImageData``: images uint8 [N, 3, 32, 32], labels int64 [N], the class names, the split and
 where the data came from. ``source="auto"`` uses real CIFAR-10 when it is on disk or
 downloadable and otherwise says so and falls back to ``synthetic_cifar10``, so every notebook
-runs offline. Real CIFAR-10 is the official python release (``load_cifar10``) or a folder or
-archive of PNG/JPEG images in ``train/<class>/`` and ``test/<class>/`` (``load_image_folder``).
+runs offline. Real CIFAR-10 is the official python release (``load_cifar10``), the Hugging
+Face Hub mirror checked against it (``course_utils.hub``), or a folder or archive of PNG/JPEG
+images in ``train/<class>/`` and ``test/<class>/`` (``load_image_folder``).
 """
 
 from __future__ import annotations
@@ -81,8 +82,10 @@ SYNTHETIC_CLASSES: tuple[str, ...] = (
 )
 
 SOURCE_ENV = "CIFAR10_SOURCE"
+HUB_SCHEME = "hf://"  # CIFAR10_SOURCE=hf://uoft-cs/cifar10[@revision] names the Hub mirror
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 TARBALL = "cifar-10-python.tar.gz"
+TARBALL_MB = 170  # its size: 170,498,071 bytes
 TARBALL_MD5 = "c58f30108f718f92721af3b95e74349a"
 BATCH_FOLDER = "cifar-10-batches-py"
 TRAIN_BATCHES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5")
@@ -112,7 +115,7 @@ SHARED_DATA_ENV = "COURSE_SHARED_DATA"
 SHARED_ARCHIVE = "cifar10-jpeg.tar.gz"
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-_ANNOUNCED: set[str] = set()  # image-folder sources cifar10() has announced in this process
+_ANNOUNCED: set[str] = set()  # sources cifar10() has announced in this process
 
 
 class DataNotFoundError(RuntimeError):
@@ -121,7 +124,13 @@ class DataNotFoundError(RuntimeError):
 
 class DataCorruptedError(DataNotFoundError):
     """A CIFAR-10 source on disk is truncated, damaged or not in the expected form (md5
-    mismatch, unreadable file, an image folder with a wrong layout, image or count)."""
+    mismatch, unreadable file, an image folder with a wrong layout, image or count), or a
+    downloaded copy is refused because it does not match the official release."""
+
+
+class SourceUnreachableError(DataNotFoundError):
+    """A download source cannot be reached (its server refused a quick connection, or
+    ``HF_HUB_OFFLINE`` rules the Hub out); nothing was downloaded."""
 
 
 @dataclass(repr=False)
@@ -239,18 +248,36 @@ def cifar10(
 ) -> ImageData:
     """The course's one way to get data: CIFAR-10 ``split`` ("train" or "test") as ImageData.
 
-    ``source``: "cifar10" (real data, downloaded if needed), "synthetic" (the stand-in,
-    generated from ``seed``), "auto" (real data when on disk or downloadable, else the
-    stand-in, announced in one printed line), or the path of a local copy (str or PathLike).
-    With "cifar10" or "auto", the ``CIFAR10_SOURCE`` environment variable, when set, names
-    the source instead. ``n`` keeps the first n images (synthetic: generates n; default
-    50,000 train / 10,000 test). ``root`` is the data folder for downloads and caches
-    (default ``settings.data_root()``). A validation set comes from ``.holdout()``.
+    ``source``: "auto" (real data when on disk or downloadable, else the stand-in, announced
+    in one printed line), "cifar10" (real data from the first source that works, or an
+    error), "hub" (only the Hugging Face Hub mirror), "synthetic" (the stand-in, generated
+    from ``seed``), or the path of a local copy (str or PathLike). With "cifar10" or "auto",
+    the ``CIFAR10_SOURCE`` environment variable, when set, names the source instead. ``n``
+    keeps the first n images (synthetic: generates n; default 50,000 train / 10,000 test).
+    ``root`` is the data folder for downloads and caches (default ``settings.data_root()``).
+    A validation set comes from ``.holdout()``.
 
-    One rule says what a named source is, for the argument and the variable alike:
+    When no source is named ("auto" or "cifar10" without ``CIFAR10_SOURCE``), the first of
+    these that works is used, each announced in one line:
 
+    1. already on disk in the data folder: the official release (its cache, its extracted
+       batches or its tarball, md5-checked), then a verified copy from the Hub;
+    2. the Hugging Face Hub mirror ``uoft-cs/cifar10`` (``course_utils.hub``): seconds to
+       download, used only if it matches the official release's facts (``hub.verify``);
+    3. the official server, md5-checked; it has been serving at tens of kB/s (an hour);
+    4. for "auto" only, the synthetic stand-in.
+
+    A source that cannot be reached is skipped within seconds; one that fails or is refused
+    is named in one line before the next is tried.
+
+    A named source is the only one tried: if it fails, that is the error. One rule says what
+    it is, for the argument and the variable alike:
+
+    - "hub", or ``hf://uoft-cs/cifar10`` optionally with ``@revision`` (a branch, tag or
+      commit id; default ``hub.HUB_REVISION``), is the Hub mirror, verified as above;
     - a URL (only through ``CIFAR10_SOURCE``) is a byte-identical mirror of the official
-      tarball: it is downloaded into the data folder and md5-checked;
+      tarball: it is downloaded into the data folder and md5-checked (a copy of the release
+      already in the data folder is used first: it is the same bytes);
     - a path is the official python release if it is (or is a folder holding) the
       md5-matching ``cifar-10-python.tar.gz`` or a ``cifar-10-batches-py`` folder; every
       file is md5-checked (``load_cifar10``). A file named ``cifar-10-python.tar.gz`` counts
@@ -259,9 +286,9 @@ def cifar10(
       ``train/<class>/<image>`` and ``test/<class>/<image>`` (``load_image_folder``). It has
       no md5 sums to check, so its structure is checked instead: the ten class names, 32x32
       RGB images, 5,000 / 1,000 images per class. Its first use is announced in one line;
-    - a named path that is missing, unreadable or malformed raises ``DataNotFoundError``
-      or ``DataCorruptedError`` saying which path and what to do: it never falls back to
-      the synthetic stand-in.
+    - a named source that is missing, unreachable, unreadable, malformed or refused raises
+      ``DataNotFoundError`` or ``DataCorruptedError`` saying which and what to do: it never
+      falls back to another source or to the synthetic stand-in.
     """
     if split not in ("train", "test"):
         raise ValueError(
@@ -271,34 +298,98 @@ def cifar10(
     if n is not None and n < 1:
         raise ValueError(f"n is the number of images to keep and must be at least 1, got {n}.")
     folder = Path(root).expanduser() if root is not None else settings.data_root()
-    if isinstance(source, os.PathLike) or (
-        isinstance(source, str) and source not in ("auto", "cifar10", "synthetic")
-    ):
-        text = os.fspath(source)
-        if not isinstance(text, str) or not text or _is_url(text):
-            raise ValueError(
-                f"source must be 'auto', 'cifar10', 'synthetic' or a local path, got "
-                f"{source!r}; to download from a mirror, set the {SOURCE_ENV} environment "
-                "variable to its URL."
-            )
-        return _from_path(text, f"source={text!r}", split, n, folder)
-    if not isinstance(source, str):
-        raise ValueError(
-            f"source must be 'auto', 'cifar10', 'synthetic' or a local path, got {source!r}."
-        )
-    if source == "synthetic":
+    if isinstance(source, str) and source == "synthetic":
         return synthetic_cifar10(n or SYNTHETIC_SIZES[split], seed=seed, split=split)
-    configured = os.environ.get(SOURCE_ENV, "")
-    if configured and not _is_url(configured):
-        return _from_path(configured, f"{SOURCE_ENV}={configured}", split, n, folder)
-    if source == "cifar10" or _on_disk(folder):
+    named = _named_source(source)
+    if named is None:
+        return _first_available(folder, split, n, seed, fallback=source == "auto")
+    kind, value, named_by = named
+    if kind == "hub":
+        return _hub_cifar10(folder, split, n, value)
+    if kind == "url":
         return _real_cifar10(folder, split, n)
-    problem = "no internet"
-    if _reachable(_resolve_source(None)):
+    return _from_path(value, named_by, split, n, folder)
+
+
+def _named_source(source: object) -> tuple[str, str, str] | None:
+    """The source a ``cifar10`` call names, as (kind, value, how it was named): kind "hub"
+    (value: the revision), "url" or "path"; None when none is named."""
+    if isinstance(source, str) and source in ("auto", "cifar10"):
+        configured = os.environ.get(SOURCE_ENV, "")
+        return _classify(configured, f"{SOURCE_ENV}={configured}") if configured else None
+    if isinstance(source, str) and source == "hub":
+        from course_utils import hub
+
+        return "hub", hub.HUB_REVISION, "source='hub'"
+    text = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
+    if not isinstance(text, str) or not text or _is_url(text):
+        raise ValueError(
+            f"source must be 'auto', 'cifar10', 'hub', 'synthetic' or a local path, got "
+            f"{source!r}; to download from a mirror of the official tarball, set the "
+            f"{SOURCE_ENV} environment variable to its URL."
+        )
+    return _classify(text, f"source={text!r}")
+
+
+def _classify(text: str, named_by: str) -> tuple[str, str, str]:
+    """What a named source is: the Hub (hf://), a URL or a path; see ``cifar10``."""
+    if not text.startswith(HUB_SCHEME):
+        return ("url" if _is_url(text) else "path"), text, named_by
+    from course_utils import hub
+
+    repository, _, revision = text.removeprefix(HUB_SCHEME).partition("@")
+    if repository.strip("/") != hub.HUB_REPO:
+        raise ValueError(
+            f"{named_by} names a Hugging Face Hub repository the course cannot read; the "
+            f"Hub source is {HUB_SCHEME}{hub.HUB_REPO}, optionally with @revision."
+        )
+    return "hub", revision or hub.HUB_REVISION, named_by
+
+
+def _first_available(
+    folder: Path, split: str, n: int | None, seed: int, fallback: bool
+) -> ImageData:
+    """The first source that works when none is named, in the order ``cifar10`` lists."""
+    from course_utils import hub
+
+    # 1. Already on disk: the official release (a copy from the Hub verified earlier is
+    # its cache, which load_hub reads before it goes online).
+    if _on_disk(folder):
+        try:
+            return _real_cifar10(folder, split, n, download=False)
+        except DataCorruptedError as error:
+            print(f"CIFAR-10: {str(error).rstrip('.')}; trying the other sources.")
+        except DataNotFoundError:
+            pass  # e.g. only the other split's cache is there
+    # 2. The Hugging Face Hub mirror, verified against the official release.
+    unreachable = None  # why the Hub could not be reached, said once the next source is tried
+    try:
+        return _hub_cifar10(folder, split, n, hub.HUB_REVISION)
+    except SourceUnreachableError as error:
+        unreachable = str(error)
+    except DataNotFoundError as error:  # failed, or refused (DataCorruptedError)
+        print(f"CIFAR-10: {error}; trying the official server.")
+    hub_problem = (
+        "the Hugging Face Hub cannot be reached" if unreachable else "the Hugging Face Hub failed"
+    )
+    # 3. The official server (md5-checked, slow).
+    if _reachable(CIFAR10_URL):
+        if unreachable:
+            print(f"CIFAR-10: {unreachable}; trying the official server.")
         try:
             return _real_cifar10(folder, split, n)
-        except DataNotFoundError:
-            problem = "the download failed"
+        except DataNotFoundError as error:
+            if not fallback:
+                raise
+            print(error)
+            problem = f"{hub_problem} and the official download failed"
+    elif unreachable:
+        problem = "no internet"
+    else:
+        problem = f"{hub_problem} and the official server cannot be reached"
+    if not fallback:
+        raise DataNotFoundError(_missing_message(folder, problem))
+    # 4. source="auto" only: the synthetic stand-in.
     print(
         f"CIFAR-10 not found in {folder} and {problem}: using the synthetic stand-in "
         "(10 made-up classes); see data/README.md"
@@ -306,10 +397,31 @@ def cifar10(
     return synthetic_cifar10(n or SYNTHETIC_SIZES[split], seed=seed, split=split)
 
 
-def _real_cifar10(root: Path, split: str, n: int | None, source: str | None = None) -> ImageData:
-    images, labels = load_cifar10(root, train=split == "train", source=source)
+def _real_cifar10(
+    root: Path, split: str, n: int | None, source: str | None = None, download: bool = True
+) -> ImageData:
+    images, labels = load_cifar10(root, train=split == "train", download=download, source=source)
     data = ImageData(images, labels, CIFAR10_CLASSES, "cifar10", split, OFFICIAL_PROVENANCE)
+    _announce(f"CIFAR-10: {OFFICIAL_PROVENANCE}")
     return data.subset(n) if n is not None and n < len(data) else data
+
+
+def _hub_cifar10(
+    root: Path, split: str, n: int | None, revision: str, download: bool = True
+) -> ImageData:
+    from course_utils import hub
+
+    data = hub.load_hub(split, root, revision, download=download)
+    _announce(f"CIFAR-10: from the {data.provenance}")
+    return data.subset(n) if n is not None and n < len(data) else data
+
+
+def _announce(line: str, key: str | None = None) -> None:
+    """Print where the data comes from, once per source (``key``, default the line) and
+    process."""
+    if (key or line) not in _ANNOUNCED:
+        _ANNOUNCED.add(key or line)
+        print(line)
 
 
 def _from_path(text: str, named_by: str, split: str, n: int | None, root: Path) -> ImageData:
@@ -320,7 +432,7 @@ def _from_path(text: str, named_by: str, split: str, n: int | None, root: Path) 
             what = f"set {SOURCE_ENV} to the path of"
             end = f", or unset {SOURCE_ENV}"
         else:
-            what, end = "source is 'auto', 'cifar10', 'synthetic' or the path of", ""
+            what, end = "source is 'auto', 'cifar10', 'hub', 'synthetic' or the path of", ""
         raise DataNotFoundError(
             f"the CIFAR-10 source {path} (named by {named_by}) does not exist: {what} an "
             f"image folder, its .tar/.tar.gz archive, or {TARBALL}{end}."
@@ -328,10 +440,7 @@ def _from_path(text: str, named_by: str, split: str, n: int | None, root: Path) 
     if _is_official_release(path):
         return _real_cifar10(root, split, n, source=str(path))
     data = load_image_folder(path, split, expected_counts=IMAGE_FOLDER_COUNTS, root=root)
-    key = str(path.resolve())
-    if key not in _ANNOUNCED:
-        _ANNOUNCED.add(key)
-        print(f"CIFAR-10: {data.provenance}")
+    _announce(f"CIFAR-10: {data.provenance}", key=str(path.resolve()))
     return data.subset(n) if n is not None and n < len(data) else data
 
 
@@ -499,11 +608,30 @@ def _obtain_tarball(root: Path, source: str, download: bool) -> Path:
 
 
 def _download(url: str, root: Path) -> None:
-    """Download the tarball into ``root`` with torchvision (md5-checked), failing clearly."""
+    """Download the tarball into ``root`` with torchvision (md5-checked, with a progress
+    bar), failing clearly. The official server is slow, so its download says how slow and how
+    to stop; a download stopped with Ctrl-C leaves no partial tarball behind."""
+    if url == CIFAR10_URL:
+        print(
+            f"CIFAR-10: downloading {TARBALL} ({TARBALL_MB} MB, md5-checked) from the official "
+            "server; it has been serving at tens of kB/s: this can take an hour. To stop, press "
+            f"Ctrl-C, then place the tarball in {root} or set {SOURCE_ENV} to a mirror "
+            "(data/README.md)."
+        )
+    else:
+        print(f"CIFAR-10: downloading {TARBALL} ({TARBALL_MB} MB, md5-checked) from {url}.")
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
     try:
         download_url(url, str(root), filename=TARBALL, md5=TARBALL_MD5)
+    except KeyboardInterrupt:
+        (root / TARBALL).unlink(missing_ok=True)
+        print(
+            f"CIFAR-10: download stopped and the partial {TARBALL} deleted. Place the tarball "
+            f"in {root}, set {SOURCE_ENV} to a mirror URL or a local copy, or use "
+            "source='hub' (data/README.md); then run again."
+        )
+        raise
     except (urllib.error.URLError, OSError, ValueError) as error:
         (root / TARBALL).unlink(missing_ok=True)
         reason = getattr(error, "reason", None) or error

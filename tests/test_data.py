@@ -9,6 +9,7 @@ import io
 import os
 import pickle
 import shutil
+import socket
 import tarfile
 import time
 import urllib.error
@@ -38,6 +39,18 @@ from course_utils.data import (
 )
 
 PER_BATCH = 12  # images per fake batch file (the real ones hold 10,000)
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """No test here uses the network: any name lookup or connection fails at once."""
+
+    def refuse(*args, **kwargs):
+        raise OSError("the tests never use the network")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
 
 
 def _md5(path: Path) -> str:
@@ -250,12 +263,16 @@ def test_auto_falls_back_to_synthetic_with_one_line(tmp_path, monkeypatch, capsy
 
 
 def test_auto_falls_back_when_the_download_fails(tmp_path, monkeypatch, capsys):
+    import huggingface_hub
+
     def broken_download(*args, **kwargs):
         raise urllib.error.URLError("connection reset")
 
     monkeypatch.delenv(data.SOURCE_ENV, raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(data, "_reachable", lambda url: True)
     monkeypatch.setattr(data, "download_url", broken_download)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", broken_download)  # the Hub mirror
     test = cifar10("test", source="auto", n=10, root=tmp_path)
     assert test.source == "synthetic" and "download failed" in capsys.readouterr().out
 
