@@ -61,9 +61,9 @@ from matplotlib.patches import Rectangle
 from torch import nn
 from torchvision.transforms import v2
 
-from course_utils import models, params, plots
+from course_utils import augment, models, params, plots
 from course_utils.data import CIFAR10_MEAN, CIFAR10_STD, channel_stats, cifar10
-from course_utils.loader import DeviceLoader, horizontal_flip, normalize, random_crop
+from course_utils.loader import DeviceLoader, normalize
 from course_utils.train import TrainingDiverged, evaluate, fit
 
 device = settings.get_device()
@@ -113,23 +113,8 @@ print(train_data, test_data, sep="\n")
 assert train_data.images.dtype == torch.uint8
 assert train_data.images.shape == (TRAIN_IMAGES, 3, 32, 32)
 assert train_data.labels.shape == (TRAIN_IMAGES,)
-NOTE = plots.source_note(train_data.source)  # "synthetic stand-in data", or None
-
-
-def titled(title: str) -> str:
-    """A figure title, with a second line naming the synthetic stand-in when it is used."""
-    return f"{title}\n({NOTE})" if NOTE else title
-
-
-compute = {}  # training PFLOPs of every run in this lecture
-
-
-def count_compute(name: str, model: nn.Module, epochs: int, images: int) -> float:
-    """Record and print the training compute of one run: 3 x forward FLOPs x images seen."""
-    pflops = params.training_flops(model, epochs * images) / 1e15
-    compute[name] = pflops
-    print(f"{name}: {params.count_parameters(model):,} parameters, {pflops:.3g} PFLOPs")
-    return pflops
+SOURCE = train_data.source  # "cifar10" or "synthetic": every figure title says which
+compute = params.ComputeLedger()  # training PFLOPs of every run in this lecture
 
 
 # %%
@@ -144,7 +129,9 @@ for row, name in enumerate(classes):
         ax.set_xticks([])
         ax.set_yticks([])
     axes[row, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=10)
-fig.suptitle(titled(f"The first {EXAMPLES_PER_CLASS} training images of each class (32x32 px)"))
+fig.suptitle(
+    plots.titled(f"The first {EXAMPLES_PER_CLASS} training images of each class (32x32 px)", SOURCE)
+)
 fig.tight_layout()
 
 # %%
@@ -158,7 +145,7 @@ ax.bar(positions - 0.2, train_counts, width=0.4, label=f"train ({len(train_data)
 ax.bar(positions + 0.2, test_counts, width=0.4, label=f"test ({len(test_data):,} images)")
 ax.set_xticks(positions, classes, rotation=30, ha="right")
 ax.set_ylabel("images")
-ax.set_title(titled("Images per class"))
+ax.set_title(plots.titled("Images per class", SOURCE))
 ax.legend()
 ax.grid(axis="y", alpha=0.3)
 fig.tight_layout()
@@ -245,7 +232,9 @@ for x, total in zip(positions, std**2, strict=True):
     ax_var.text(x, total, f"total {total:.4f}\n= std$^2$", ha="center", va="bottom", fontsize=8)
 ax_var.set_xticks(positions, channels)
 ax_var.set_ylabel("variance ([0, 1] pixel units$^2$)")
-ax_var.set_title(titled("Variance per channel, measured:\nwithin + between images = total"))
+ax_var.set_title(
+    plots.titled("Variance per channel, measured:\nwithin + between images = total", SOURCE)
+)
 ax_var.margins(y=0.25)
 ax_var.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), fontsize=8)
 
@@ -264,7 +253,10 @@ for i, (label, (values, color, hatch)) in enumerate(bars.items()):
 ax_std.set_xticks(positions, channels)
 ax_std.set_ylabel("standard deviation ([0, 1] pixel units)")
 ax_std.set_title(
-    titled("Standard deviation per channel:\nmeasured here (solid), CIFAR-10 constants (hatched)")
+    plots.titled(
+        "Standard deviation per channel:\nmeasured here (solid), CIFAR-10 constants (hatched)",
+        SOURCE,
+    )
 )
 ax_std.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
 ax_std.grid(axis="y", alpha=0.3)
@@ -325,7 +317,7 @@ ax_raw.set_xlabel("pixel value / 255  (dashed: channel mean)")
 ax_norm.set_xlabel("normalised value (standard deviations from the channel mean)")
 for ax, title in [(ax_raw, "Before: pixel values"), (ax_norm, "After: (x - mean) / std")]:
     ax.set_ylabel("share of the channel's pixels (%)")
-    ax.set_title(titled(title))
+    ax.set_title(plots.titled(title, SOURCE))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
 fig.tight_layout()
@@ -499,7 +491,7 @@ for i, scaling in enumerate(SCALINGS):
 ax.set_yscale("log")
 ax.set_xticks(np.arange(len(NETWORKS)), list(NETWORKS))
 ax.set_ylabel("||dLoss / dW|| of the first conv (log scale)")
-ax.set_title(titled("First-layer gradient at initialisation, one batch"))
+ax.set_title(plots.titled("First-layer gradient at initialisation, one batch", SOURCE))
 ax.legend(title="input")
 ax.margins(y=0.2)
 fig.tight_layout()
@@ -527,10 +519,12 @@ for network, build in NETWORKS.items():
     for scaling, (scale_mean, scale_std) in SCALINGS.items():
         model = build()
         loaders = [
-            DeviceLoader(data, size, train=train, mean=scale_mean, std=scale_std, device=device)
+            DeviceLoader(
+                data, size, train, ["crop", "flip"], device, mean=scale_mean, std=scale_std
+            )
             for data, size, train in [(train_data, BATCH_SIZE, True), (test_data, 500, False)]
         ]
-        count_compute(f"{network}, {scaling}", model, NORM_EPOCHS, len(train_data))
+        compute.add(f"{network}, {scaling}", model, NORM_EPOCHS * len(train_data))
         try:
             histories[network][scaling] = fit(
                 model, *loaders, epochs=NORM_EPOCHS, lr=LR, seed=0, name=scaling
@@ -539,7 +533,9 @@ for network, build in NETWORKS.items():
             print(f"{network}, {scaling}: {error}")
             if error.history.epochs:
                 histories[network][scaling] = error.history
-print(f"this cell: {sum(compute[f'{n}, {s}'] for n in NETWORKS for s in SCALINGS):.3g} PFLOPs")
+print(
+    f"this cell: {sum(compute.pflops[f'{n}, {s}'] for n in NETWORKS for s in SCALINGS):.3g} PFLOPs"
+)
 
 # %%
 for network, runs in histories.items():
@@ -579,28 +575,28 @@ for network, runs in histories.items():
 # into 162 variants; every epoch draws new ones. (Vertical flips would not keep the label:
 # skies are up.)
 #
-# The course loader applies both to whole batches on the GPU (`random_crop`,
-# `horizontal_flip` in `course_utils.loader`). Here they are, applied to a few images.
+# The course loader applies both to whole batches on the GPU (`RandomCrop`,
+# `HorizontalFlip` in `course_utils.augment`). Here they are, applied to a few images.
 
 # %%
 PAD = 4
 examples = train_data.images[:4]
 generator = torch.Generator().manual_seed(0)
 padded = F.pad(examples, (PAD, PAD, PAD, PAD), mode="reflect")
-cropped = random_crop(examples, PAD, "reflect", generator=generator)
-flipped = horizontal_flip(cropped, p=1.0)
-draws = [  # three more random crop + random flip, as the training loader makes them
-    horizontal_flip(random_crop(examples, PAD, "reflect", generator=generator), generator=generator)
-    for _ in range(3)
-]
+crop = augment.RandomCrop(padding=PAD, padding_mode="reflect")
+flip = augment.HorizontalFlip(p=0.5)
+mirror = augment.HorizontalFlip(p=1.0)  # always flips
+cropped = crop(examples, generator)
+flipped = mirror(cropped, generator)
+draws = [flip(crop(examples, generator), generator) for _ in range(3)]  # as the loader does
 
 # Checks: a flip twice is the identity, and every crop is a window of the padded image.
-assert torch.equal(horizontal_flip(flipped, p=1.0), cropped)
-assert torch.equal(random_crop(examples, padding=0), examples)
+assert torch.equal(mirror(flipped, generator), cropped)
+assert torch.equal(augment.RandomCrop(padding=0)(examples, generator), examples)
 windows = padded.unfold(2, 32, 1).unfold(3, 32, 1)  # [4, 3, 9, 9, 32, 32]: all 81 windows
 corners = []
-for image, crop in zip(windows, cropped, strict=True):
-    matches = (image == crop.view(3, 1, 1, 32, 32)).all(dim=(0, 3, 4)).nonzero()
+for image, result in zip(windows, cropped, strict=True):
+    matches = (image == result.view(3, 1, 1, 32, 32)).all(dim=(0, 3, 4)).nonzero()
     assert len(matches) > 0, "a crop that is no window of the padded image"
     corners.append(matches[0].tolist())  # (top, left) of the window in the padded image
 
@@ -621,7 +617,11 @@ for row in range(len(examples)):
     axes[row, 0].set_ylabel(classes[train_data.labels[row]], fontsize=10)
 for ax, name in zip(axes[0], columns, strict=True):
     ax.set_title(name, fontsize=9)
-fig.suptitle(titled("Crop with padding and horizontal flip (white box: the window that was cut)"))
+fig.suptitle(
+    plots.titled(
+        "Crop with padding and horizontal flip (white box: the window that was cut)", SOURCE
+    )
+)
 fig.tight_layout()
 
 # %% [markdown]
@@ -645,15 +645,15 @@ fig.tight_layout()
 aug_data = train_data.subset(AUG_IMAGES)
 normalised_test = DeviceLoader(test_data, 500, train=False, mean=MEAN, std=STD, device=device)
 clean_train = DeviceLoader(aug_data, 500, train=False, mean=MEAN, std=STD, device=device)
-AUGMENTATIONS = {
-    "no augmentation": {"crop_padding": 0, "flip": False},
-    "crop + flip": {"crop_padding": PAD, "flip": True},
+AUGMENTATIONS = {  # the loader's augment= list: applied in order to every training batch
+    "no augmentation": [],
+    "crop + flip": [{"name": "crop", "padding": PAD, "padding_mode": "reflect"}, "flip"],
 }
 aug_histories, final_accuracy = {}, {}
-for name, options in AUGMENTATIONS.items():
+for name, pipeline in AUGMENTATIONS.items():
     model = small_resnet()
-    loader = DeviceLoader(aug_data, BATCH_SIZE, mean=MEAN, std=STD, device=device, **options)
-    count_compute(name, model, AUG_EPOCHS, len(aug_data))
+    loader = DeviceLoader(aug_data, BATCH_SIZE, augment=pipeline, device=device, mean=MEAN, std=STD)
+    compute.add(name, model, AUG_EPOCHS * len(aug_data))
     aug_histories[name] = fit(
         model, loader, normalised_test, epochs=AUG_EPOCHS, lr=LR, seed=0, name=name
     )
@@ -661,7 +661,7 @@ for name, options in AUGMENTATIONS.items():
         "training images": evaluate(model, clean_train).accuracy,
         "test images": evaluate(model, normalised_test).accuracy,
     }
-print(f"this cell: {sum(compute[name] for name in AUGMENTATIONS):.3g} PFLOPs")
+print(f"this cell: {sum(compute.pflops[name] for name in AUGMENTATIONS):.3g} PFLOPs")
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(17, 4.4))
@@ -680,7 +680,7 @@ ax.set_xticks(np.arange(len(AUGMENTATIONS)), list(AUGMENTATIONS))
 ax.set_ylim(0, 135)
 ax.set_yticks(range(0, 101, 20))
 ax.set_ylabel("accuracy after training (%)")
-ax.set_title(titled("Final accuracy on unaugmented images"))
+ax.set_title(plots.titled("Final accuracy on unaugmented images", SOURCE))
 ax.legend(loc="upper center", ncol=2)
 fig.suptitle(
     f"The small ResNet on {len(aug_data):,} training images, with and without crop + flip: "
@@ -705,8 +705,8 @@ fig.tight_layout()
 # ## Compute used by this lecture
 
 # %%
-total = sum(compute.values())
-for name, pflops in compute.items():
+total = compute.total
+for name, pflops in compute.pflops.items():
     print(f"{name:42s} {pflops:10.3g} PFLOPs")
 print(f"{'total':42s} {total:10.3g} PFLOPs of training ({'smoke' if SMOKE else 'full'} mode)")
 if not SMOKE:
@@ -722,11 +722,12 @@ if not SMOKE:
 #    ResNet notice? Does the CNN without BN?
 # 3. **Parameters cell**: set `LR = 0.02`. Which of the CNN-without-BN runs recover, and
 #    which become too slow? Is there any learning rate that suits all three inputs?
-# 4. **Augmentation run cell**: add `"crop + flip + cutout": {"crop_padding": PAD, "flip":
-#    True, "cutout": 8}` to `AUGMENTATIONS` (cutout blanks a random 8x8 square). Does the
-#    gap shrink further, and what does it cost in test accuracy?
-# 5. **Augmentation picture cell**: change `"reflect"` to `"zeros"` in both `random_crop`
-#    calls and look at the borders of the crops.
+# 4. **Augmentation run cell**: add `"crop + flip + cutout": [{"name": "crop", "padding":
+#    PAD, "padding_mode": "reflect"}, "flip", {"name": "cutout", "size": 8}]` to
+#    `AUGMENTATIONS` (cutout fills a random 8x8 square with the mean colour). Does the gap
+#    shrink further, and what does it cost in test accuracy?
+# 5. **Augmentation picture cell**: change `"reflect"` to `"constant"` in the `RandomCrop`
+#    and `F.pad` calls and look at the borders of the crops.
 #
 # ## Summary
 #
