@@ -597,11 +597,13 @@ def _obtain_tarball(root: Path, source: str, download: bool) -> Path:
     local = root / TARBALL
     if check_integrity(str(local), TARBALL_MD5):
         return local
+    if local.exists():  # the user's file: never downloaded over, never deleted
+        what = "is truncated or damaged (md5 mismatch)" if local.is_file() else "is not a file"
+        raise DataCorruptedError(
+            f"{local} {what}; it was left as it is: move it away (or replace it with an intact "
+            "copy) and run again to download."
+        )
     if not download:
-        if local.is_file():
-            raise DataCorruptedError(
-                f"{local} is truncated or damaged (md5 mismatch); delete it and download again."
-            )
         raise DataNotFoundError(_missing_message(root, "nothing on disk and download=False"))
     _download(source, root)
     return local

@@ -191,3 +191,26 @@ def test_every_kind_of_block_failure_is_one_block_shape_error(block, message):
     assert "\n" not in text
     if "input of shape" in text:
         assert "dummy 16x16 batch" in text
+
+
+# --------------------------------------------------------------------------- data
+
+
+@pytest.mark.parametrize("kind", ["damaged file", "folder"])
+def test_a_placed_tarball_is_never_deleted_or_downloaded_over(tmp_path, monkeypatch, kind):
+    from course_utils import data
+
+    local = tmp_path / data.TARBALL
+    if kind == "folder":
+        local.mkdir()
+    else:
+        local.write_bytes(b"not quite the tarball")
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("must not download over the user's file")
+
+    monkeypatch.setattr(data, "_download", no_download)
+    with pytest.raises(data.DataCorruptedError, match="left as it is") as caught:
+        data._obtain_tarball(tmp_path, data.CIFAR10_URL, download=True)
+    assert str(local) in str(caught.value) and "\n" not in str(caught.value)
+    assert local.exists() and (kind == "folder" or local.read_bytes() == b"not quite the tarball")

@@ -621,7 +621,8 @@ def test_a_damaged_tarball_on_disk_is_said_and_the_hub_used(tmp_path, fake_hub, 
     test = cifar10("test", source="auto", root=root)
     assert test.provenance.startswith("Hugging Face Hub mirror")
     out = capsys.readouterr().out
-    assert "(md5 mismatch); delete it and download again; trying the other sources." in out
+    assert "(md5 mismatch); it was left as it is: move it away" in out
+    assert "and run again to download; trying the other sources." in out
 
 
 def test_the_hub_comes_before_the_official_server_and_its_cache_before_both(
