@@ -127,11 +127,22 @@ def load_checkpoint(
     scheduler: Any = None,
     map_location: str | torch.device | None = None,
     rng: bool = False,
+    averaged: bool = False,
 ) -> dict:
     """Load weights (and optimizer/scheduler state when given) from ``path`` into the objects
     and return the whole checkpoint dict; ``rng=True`` also continues its random streams.
-    Lecture 06 reloads its capstone this way."""
+    ``averaged=True`` loads the EMA weights of a run trained with ``ema`` (the weights its
+    validation and test numbers measured) instead of the raw ones. Lecture 06 reloads its
+    capstone this way."""
     content = read_checkpoint(path, map_location or settings.model_device(model))
+    if averaged:
+        ema = (content.get("extra") or {}).get("ema")
+        if ema is None:
+            raise CheckpointMismatchError(
+                f"{path} holds no EMA weights: it was trained without ema."
+            )
+        weights = {k.removeprefix("module."): v for k, v in ema.items() if k.startswith("module.")}
+        content = {**content, "model": weights}
     restore(content if rng else {**content, "rng": None}, model, optimizer, scheduler)
     return content
 

@@ -305,6 +305,7 @@ def _smoke_model(model: nn.Module, recipe: Recipe, n_train: int, n_test: int) ->
     if count <= SMOKE_MAX_PARAMETERS:
         print(f"{note}.")
         return model
+    settings.seed_everything(recipe.config.seed)  # the small model starts from the seed too
     if isinstance(model, ResNet9):
         small, described = (
             ResNet9(widths=SMOKE_CAPSTONE_WIDTHS),

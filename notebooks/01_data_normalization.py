@@ -69,7 +69,14 @@ from torch.optim.swa_utils import update_bn
 from torchvision.transforms import v2
 
 from course_utils import augment, models, params, plots
-from course_utils.data import CIFAR10_MEAN, CIFAR10_STD, channel_stats, cifar10
+from course_utils.data import (
+    CIFAR10_JPEG_PER_IMAGE_STD,
+    CIFAR10_JPEG_STD,
+    CIFAR10_PER_IMAGE_STD,
+    CIFAR10_STD,
+    channel_stats,
+    cifar10,
+)
 from course_utils.loader import DeviceLoader, normalize
 from course_utils.train import TrainingDiverged, evaluate, fit
 
@@ -222,15 +229,45 @@ between = image_means.var(dim=0, correction=0)
 assert torch.allclose(within + between, std**2, rtol=1e-6)  # the law of total variance
 assert torch.allclose(image_variances.sqrt().mean(dim=0), per_image_std, rtol=1e-6)
 assert (per_image_std < std).all()  # always smaller, on any data set
-if train_data.source == "cifar10" and len(train_data) == 50_000:  # the published values
-    assert torch.allclose(mean, torch.tensor(CIFAR10_MEAN, dtype=torch.float64), atol=5e-4)
-    assert torch.allclose(std, torch.tensor(CIFAR10_STD, dtype=torch.float64), atol=5e-4)
 
 MEAN, STD = tuple(mean.tolist()), tuple(std.tolist())  # what this lecture normalises with
 print("measured on", train_data)
 print(f"mean                {np.round(MEAN, 4)}")
 print(f"std (every pixel)   {np.round(STD, 4)}")
 print(f"mean per-image std  {np.round(per_image_std.numpy(), 4)}")
+
+# %% [markdown]
+# ### Both halves of the lesson, on all 50,000 real training images
+#
+# On real CIFAR-10 the next cell measures the whole training set (whatever size the rest of
+# the lecture trains on) and checks both halves of the lesson, to within 0.002:
+# the std over every pixel is the dataset's, and the average per-image std is the widely
+# copied constant. For the official release those are the published `(0.2470, 0.2435,
+# 0.2616)` and the copied `(0.2023, 0.1994, 0.2010)`. A JPEG copy of CIFAR-10 (such as the
+# one this course is tested on) has slightly moved pixels, so it is checked against its own
+# measured values, `(0.2452, 0.2428, 0.2606)` and `(0.2004, 0.1987, 0.2008)`: the same
+# lesson, a 0.2 difference where 0.25 is right. On the synthetic stand-in the cell says so
+# and checks nothing: the constants are facts about CIFAR-10 only.
+
+# %%
+if train_data.source == "cifar10":
+    whole = cifar10("train")  # all 50,000 training images, from the same source
+    jpeg = "JPEG" in whole.provenance
+    expected = {
+        "std over every pixel": CIFAR10_JPEG_STD if jpeg else CIFAR10_STD,
+        "mean per-image std": CIFAR10_JPEG_PER_IMAGE_STD if jpeg else CIFAR10_PER_IMAGE_STD,
+    }
+    measured = {
+        "std over every pixel": channel_stats(whole.images)[1],
+        "mean per-image std": channel_stats(whole.images, per_image=True)[1],
+    }
+    print(f"{len(whole):,} images from: {whole.provenance}")
+    for name, values in expected.items():
+        print(f"{name:22s} measured {np.round(measured[name].numpy(), 4)}, expected {values}")
+        assert torch.allclose(measured[name], torch.tensor(values, dtype=torch.float64), atol=2e-3)
+    assert len(whole) == 50_000
+else:
+    print("Synthetic stand-in: the CIFAR-10 constants do not apply, nothing to check here.")
 
 # %% [markdown]
 # Now the same numbers as pictures. Left: the total variance of each channel split into its
@@ -240,7 +277,7 @@ print(f"mean per-image std  {np.round(per_image_std.numpy(), 4)}")
 # Orange means "within each image" in both panels, blue "over every pixel of the set".
 
 # %%
-COPIED_STD = (0.2023, 0.1994, 0.2010)  # widely copied tutorial constant for CIFAR-10
+COPIED_STD = CIFAR10_PER_IMAGE_STD  # the widely copied tutorial constant, (0.2023, ...)
 WANG_STD = (0.2021, 0.1964, 0.2019)  # as printed in the wang report
 channels = ["red", "green", "blue"]
 positions = np.arange(3)
@@ -292,8 +329,8 @@ fig.tight_layout()
 #   overall brightness and colour. The per-image average leaves it out, hence ~0.20
 #   instead of ~0.25 on CIFAR-10. Normalising with 0.20 gives inputs with std about 1.2,
 #   not 1.
-# - On CIFAR-10 (full mode, real data) the solid bars match the hatched ones of the same
-#   colour: the cell above asserts the dataset std against the published values. On the
+# - On CIFAR-10 the solid bars match the hatched ones of the same colour (within 0.002 for
+#   a JPEG copy): the cell above asserts both on all 50,000 training images. On the
 #   synthetic stand-in the measured numbers are different (about 0.30 and 0.19): it is
 #   other data, and the published constants are facts about CIFAR-10 only.
 # - The lesson is not that `wang`'s model was hurt (section 5 shows why it hardly was), but

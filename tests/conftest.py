@@ -1,7 +1,11 @@
 """Shared test settings."""
 
+import os
+
 import pytest
 import torch
+
+from course_utils import data
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -12,3 +16,22 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def shared_archive():
+    """The shared JPEG copy of CIFAR-10 (``data.shared_cifar10_archive``). Without it the
+    real-data tests skip and say why; with ``CI`` set, a missing copy fails them, so CI can
+    never pass without them."""
+    path = data.shared_cifar10_archive()
+    if path is None:
+        configured = os.environ.get(data.SHARED_DATA_ENV)
+        looked = f"{data.SHARED_DATA_ENV}={configured}" if configured else "../shared/data/"
+        reason = (
+            f"no shared CIFAR-10 copy ({data.SHARED_ARCHIVE}) at {looked}: set "
+            f"{data.SHARED_DATA_ENV} to the archive or its folder"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; CI must run the real-data tests.", pytrace=False)
+        pytest.skip(reason)
+    return path

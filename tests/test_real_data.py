@@ -26,24 +26,12 @@ from course_utils.data import (
     channel_stats,
     cifar10,
     load_image_folder,
-    shared_cifar10_archive,
 )
 
 
 @pytest.fixture(scope="module")
-def archive():
-    path = shared_cifar10_archive()
-    if path is None:
-        configured = os.environ.get(data.SHARED_DATA_ENV)
-        looked = f"{data.SHARED_DATA_ENV}={configured}" if configured else "../shared/data/"
-        reason = (
-            f"no shared CIFAR-10 copy ({data.SHARED_ARCHIVE}) at {looked}: set "
-            f"{data.SHARED_DATA_ENV} to the archive or its folder"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}; CI must run the real-data tests.", pytrace=False)
-        pytest.skip(reason)
-    return path
+def archive(shared_archive):
+    return shared_archive
 
 
 @pytest.fixture(scope="module")

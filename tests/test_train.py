@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from course_utils import settings
-from course_utils.checkpoint import CheckpointMismatchError
+from course_utils.checkpoint import CheckpointMismatchError, load_checkpoint
 from course_utils.config import ConfigError, TrainConfig
 from course_utils.data import CIFAR10_MEAN, CIFAR10_STD, synthetic_cifar10
 from course_utils.loader import DeviceLoader, normalize
@@ -458,6 +458,17 @@ def test_ema_weights_are_the_ones_evaluated_and_handed_back(loaders):
     # Same data, seed and steps: only the averaging differs, and the model returns averaged.
     assert history.final["val_loss"] != pytest.approx(plain.final["val_loss"], rel=1e-6)
     assert evaluate(model, test).loss == pytest.approx(history.final["val_loss"], rel=1e-6)
+
+
+def test_the_ema_weights_can_be_reloaded_from_the_checkpoint(loaders, tmp_path):
+    train, test = loaders
+    model = tiny_model()
+    history = quiet_fit(model, train, test, epochs=1, ema=0.9, checkpoint=tmp_path / "c.pt")
+    raw, averaged = tiny_model(3), tiny_model(4)
+    load_checkpoint(tmp_path / "c.pt", raw)
+    load_checkpoint(tmp_path / "c.pt", averaged, averaged=True)
+    assert evaluate(averaged, test).loss == pytest.approx(history.final["val_loss"], rel=1e-6)
+    assert evaluate(raw, test).loss != pytest.approx(history.final["val_loss"], rel=1e-6)
 
 
 def test_resume_continues_a_run_exactly(loaders, tmp_path):
