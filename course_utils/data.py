@@ -676,6 +676,17 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return pixels.reshape(-1, 3, 32, 32), labels
 
 
+def _cifar_arrays(images: np.ndarray, labels: np.ndarray) -> bool:
+    """Whether cached arrays have CIFAR-10's layout: uint8 [N, 3, 32, 32] and int64 [N]."""
+    return (
+        images.dtype == np.uint8
+        and images.ndim == 4
+        and images.shape[1:] == (3, 32, 32)
+        and labels.dtype == np.int64
+        and labels.shape == (len(images),)
+    )
+
+
 def _read_cache(cache: Path, files: tuple[str, ...]) -> tuple[Tensor, Tensor] | None:
     """The cached split, or None when there is none or it is damaged or stale (then rebuilt)."""
     if not cache.is_file():
@@ -684,14 +695,7 @@ def _read_cache(cache: Path, files: tuple[str, ...]) -> tuple[Tensor, Tensor] | 
         with np.load(cache) as stored:
             images, labels = stored["images"], stored["labels"]
             checksums = [str(value) for value in stored["md5"]]
-        valid = (
-            images.dtype == np.uint8
-            and images.ndim == 4
-            and images.shape[1:] == (3, 32, 32)
-            and labels.dtype == np.int64
-            and labels.shape == (len(images),)
-            and checksums == [BATCH_MD5[name] for name in files]
-        )
+        valid = _cifar_arrays(images, labels) and checksums == [BATCH_MD5[n] for n in files]
     except Exception as error:  # any unreadable cache (zip CRC, truncation, bad pickle) is rebuilt
         print(f"Ignoring the damaged cache {cache} ({error}); rebuilding it.")
         return None
@@ -1143,14 +1147,8 @@ def _read_image_cache(
                 print(f"{source} changed since {cache} was written; decoding it again.")
                 return None
             images, labels, formats = stored["images"], stored["labels"], str(stored["formats"])
-        valid = (
-            images.dtype == np.uint8
-            and images.ndim == 4
-            and images.shape[1:] == (3, 32, 32)
-            and labels.dtype == np.int64
-            and labels.shape == (len(images),)
-            and (len(labels) == 0 or 0 <= labels.min() <= labels.max() < len(CIFAR10_CLASSES))
-        )
+        in_range = len(labels) == 0 or 0 <= labels.min() <= labels.max() < len(CIFAR10_CLASSES)
+        valid = _cifar_arrays(images, labels) and in_range
     except Exception as error:  # any unreadable cache (zip CRC, truncation) is rebuilt
         print(f"Ignoring the damaged cache {cache} ({error}); rebuilding it.")
         return None
