@@ -180,22 +180,17 @@ def fit(
     schedule = make_scheduler(
         config.schedule, optimizer, config.epochs, steps, **config.schedule_kwargs
     )
+    history = _new_history(name, config, model, (train_loader, val_loader), mixer)
+    history.run |= {"device": str(device), "precision": precision, "channels_last": channels_last}
+    if ready_built:
+        _record_optimizer(history, optimizer)
     criterion = loss or nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     mixer = mixer or (Mixer("mixup", config.mixup) if config.mixup else None)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     averaged = _ema(model, config.ema)
     forward = _compiled(model, config.compile, device)
-    state = {"model": model, "optimizer": optimizer, "schedule": schedule, "scaler": scaler}
-    state |= {"ema": averaged, "loader": train_loader}
-    history = _new_history(name or type(model).__name__, config, model, train_loader)
-    if ready_built:  # record what the optimizer really uses, not the config's defaults
-        group = optimizer.param_groups[0]
-        history.config |= {"optimizer": f"{type(optimizer).__name__} (ready-built)"}
-        history.config |= {key: group.get(key) for key in ("lr", "weight_decay", "momentum")}
-    history.run |= {"device": str(device), "precision": precision, "channels_last": channels_last}
-    history.eval_split = getattr(val_loader, "split", None)
-    if mixer is not None and not config.mixup:  # a Mixer object given by hand: say which
-        history.run["mixer"] = getattr(mixer, "__qualname__", None) or repr(mixer)
+    state = {"model": model, "optimizer": optimizer, "schedule": schedule, "scaler": scaler,
+             "ema": averaged, "loader": train_loader}  # fmt: skip
     start = _resume(checkpoint, state, history) if resume else 0
 
     autocast_dtype, autocast_on = AUTOCAST_DTYPES[precision], precision != "fp32"
@@ -360,20 +355,39 @@ def _own_optimizer(optimizer: Optimizer | None, model: nn.Module) -> Optimizer |
     return optimizer
 
 
-def _new_history(name: str, config: TrainConfig, model: nn.Module, loader: Iterable) -> History:
-    """An empty History carrying the config and the model and data it trains."""
+def _new_history(
+    name: str | None,
+    config: TrainConfig,
+    model: nn.Module,
+    loaders: tuple[Iterable, Iterable | None],
+    mixer: Callable | None,
+) -> History:
+    """An empty History carrying the config, the model and data it trains, the split its
+    val_* numbers come from, and a mixer given by hand (the config has only mixup's alpha)."""
+    train_loader, val_loader = loaders
+    run = {
+        "model": type(model).__name__,
+        "parameters": count_parameters(model),
+        "train_images": getattr(train_loader, "num_images", None)
+        or _length(getattr(train_loader, "dataset", None)),
+    }
+    if mixer is not None:
+        run["mixer"] = getattr(mixer, "__qualname__", None) or repr(mixer)
     return History(
-        name=name,
+        name=name or type(model).__name__,
         config=config.to_dict(),
-        run={
-            "model": type(model).__name__,
-            "parameters": count_parameters(model),
-            "train_images": getattr(loader, "num_images", None)
-            or _length(getattr(loader, "dataset", None)),
-        },
-        source=getattr(loader, "source", None),
-        provenance=getattr(loader, "provenance", None),
+        run=run,
+        source=getattr(train_loader, "source", None),
+        provenance=getattr(train_loader, "provenance", None),
+        eval_split=getattr(val_loader, "split", None),
     )
+
+
+def _record_optimizer(history: History, optimizer: Optimizer) -> None:
+    """Record what a ready-built optimizer really uses, not the config's defaults."""
+    group = optimizer.param_groups[0]
+    history.config |= {"optimizer": f"{type(optimizer).__name__} (ready-built)"}
+    history.config |= {key: group.get(key) for key in ("lr", "weight_decay", "momentum")}
 
 
 def _length(dataset: Any) -> int | None:
