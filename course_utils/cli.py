@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
         train.add_argument(f"--{key.replace('_', '-')}", type=kind, help=f"{text} [{default}]")
     train.add_argument("--tta", action=argparse.BooleanOptionalAction, help="flip TTA at test")
     train.add_argument("--compile", action=argparse.BooleanOptionalAction, help="torch.compile")
-    train.add_argument("--data", default="auto", help="auto, cifar10, synthetic, or a path")
+    train.add_argument("--data", default="auto", help="auto, cifar10, hub, synthetic, or a path")
     train.add_argument("--train-images", type=int, help="use only the first N training images")
     train.add_argument("--test-images", type=int, help="use only the first N test images")
     train.add_argument("--smoke", action="store_true", help="tiny data, epochs and model (CI)")
