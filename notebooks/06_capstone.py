@@ -398,9 +398,10 @@ plt.show()
 # %% [markdown]
 # ## 5. Evaluate once on the test set
 #
-# Training is over. One choice is left, whether to predict with flip TTA, and a choice is
-# made on the validation split, never on the test set. Without TTA the validation accuracy
-# is the history's last `val_acc`, measured the same way:
+# Training is over. The recipe also fixed how to predict: with flip TTA (Page's choice,
+# like the recipe's other settings). That is a choice too, so we look at what it does on the
+# validation split, never on the test set. Without TTA the validation accuracy is the
+# history's last `val_acc`, measured the same way:
 
 # %%
 val_plain = evaluate(model, val_loader, tta=False)
@@ -732,17 +733,19 @@ if not SMOKE:
 #
 # 1. **From the command line.** In a terminal (or a `!` cell), run
 #    `python -m course_utils train --recipe fast94 --smoke`. It calls the same
-#    `recipes.run` as section 4. Its first line says what smoke mode changed:
-#    `Smoke mode: 2000 train / 1000 test images, 2 epoch(s); capstone (4,211,786 parameters)
-#    is replaced by ResNet9(widths=(16, 32, 64, 96)) (264,986 parameters).`, the same
-#    narrowed capstone as this notebook's smoke mode. It ends with a summary: the run
-#    (`fast94 (2 epochs on cpu, fp32)` on a CPU), validation accuracy (last epoch), test
-#    accuracy (evaluated once, flip TTA), parameters, training PFLOPs, wall time, images/s,
-#    the data, and the three files it wrote in `runs/fast94/`. Its accuracies differ a
-#    little from this notebook's smoke run: its test set has 1,000 images, and its small
-#    network starts from other random weights. Run the same command twice and the second
-#    one refuses to overwrite the finished run; add `--out another_folder` or
-#    `--overwrite`. Drop `--smoke` on a GPU for the full 30-epoch run.
+#    `recipes.run` as section 4. After the line about the data, one line says what smoke
+#    mode changed: `Smoke mode: 2000 train / 1000 test images, 2 epoch(s); capstone
+#    (4,211,786 parameters) is replaced by ResNet9(widths=(16, 32, 64, 96)) (264,986
+#    parameters).`, the same narrowed capstone as this notebook's smoke mode. It ends with
+#    a summary: the run (`fast94 (2 epochs on cpu, fp32)` on a CPU), validation accuracy
+#    (last epoch), test accuracy (evaluated once, flip TTA), parameters, training PFLOPs,
+#    wall time, images/s, the data, and the three files it wrote in `runs/fast94/`. Its
+#    training is this notebook's smoke run exactly (same seed, same starting weights, same
+#    split: on a CPU the same validation accuracy, 58.00% on the stand-in); only its test
+#    accuracy differs, because its test set has 1,000 images, not 500. Run the same
+#    command twice and the second one refuses to overwrite the finished run; add
+#    `--out another_folder` or `--overwrite`. Drop `--smoke` on a GPU for the full
+#    30-epoch run.
 # 2. **An EMA of the weights.** In the *Your turn* cell set
 #    `your_recipe = recipe.replace(ema=0.99)` and `build_your_model` back to
 #    `models.ResNet9(widths=WIDTHS)`. With `ema`, `fit` measures the averaged weights on
@@ -771,8 +774,10 @@ if not SMOKE:
 #    which says nothing about either model.
 # 5. **Fewer epochs.** In the parameters cell, try `RECIPE.replace(epochs=15)` for the
 #    full-mode `recipe`: section 2 then plans 1.33 PFLOPs instead of 2.65, half the
-#    compute. How close to the 30-epoch run does it get? Only visible in full mode, on a
-#    GPU.
+#    compute. Give the short run its own folder too, `RUN_NAME = "fast94-15"` in section 4:
+#    a finished 30-epoch run in `runs/06_capstone/fast94` is kept, and section 4 stops
+#    with an error rather than write over it. How close to the 30-epoch run (its
+#    `history.json` in that folder) does it get? Only visible in full mode, on a GPU.
 
 # %% [markdown]
 # ## Summary
