@@ -268,6 +268,13 @@ def _onecycle_schedule(
     final_div_factor: float = 1e4,
 ) -> Schedule:
     """Warm up to the rate over ``pct_start`` of the steps, then anneal to almost zero."""
+    total = epochs * steps_per_epoch
+    if not 1 < pct_start * total < total:
+        raise ValueError(
+            f"the onecycle schedule needs more than 1 warm-up step and 1 annealing step: "
+            f"pct_start {pct_start} of {total} steps leaves too few; use more images or "
+            "epochs, a smaller batch, or schedule='cosine'."
+        )
     scheduler = OneCycleLR(
         optimizer,
         max_lr=[group["lr"] for group in optimizer.param_groups],

@@ -260,3 +260,9 @@ def test_clip_by_value_and_by_norm_are_exact():
     assert clip_gradients(model, norm=10.0).item() == pytest.approx(math.sqrt(0.5))
     with pytest.raises(ValueError, match="positive"):
         clip_gradients(model, value=-1.0)
+
+
+def test_onecycle_with_too_few_steps_is_one_clear_error():
+    with pytest.raises(ValueError, match="onecycle schedule needs more than 1 warm-up step"):
+        make_scheduler("onecycle", fresh_optimizer(), epochs=1, steps_per_epoch=3)
+    make_scheduler("onecycle", fresh_optimizer(), epochs=1, steps_per_epoch=7)
