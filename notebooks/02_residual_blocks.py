@@ -269,12 +269,13 @@ for in_channels, out_channels, stride in [(16, 16, 1), (16, 32, 2)]:
 # removed; the course's `ResNet` accepts any block class, so that is all we need.
 #
 # **What differs from the paper.** Full mode uses the widths (16-32-64) and two of the
-# depths (20, 56) of their CIFAR-10 study and, like them, holds out 5k of the 50k training
-# images for validation. But their residual networks used parameter-free shortcuts where
-# the shape changes (option A, section 3), so plain and residual networks had exactly the
-# same parameters; the course's `BasicBlock` uses projection shortcuts, so ours have a few
-# more (printed below). They also trained for 64k iterations of 128 images (more than 160
-# epochs) with a stepped learning rate; we train 10 epochs with a one-cycle schedule.
+# depths (20, 56) of their CIFAR-10 study and holds out 5k of the 50k training images for
+# validation, the 45k/5k split on which they chose their schedule. But their residual
+# networks used parameter-free shortcuts where the shape changes (option A, section 3), so
+# plain and residual networks had exactly the same parameters; the course's `BasicBlock`
+# uses projection shortcuts, so ours have a few more (printed below). They also trained
+# for 64k iterations of 128 images (more than 160 epochs) with a stepped learning rate; we
+# train 10 epochs with a one-cycle schedule.
 
 
 # %%
@@ -392,8 +393,8 @@ for name in RUNS:
 # - **Smoke mode shows little of this**: its networks are 8 and 20 layers deep and half as
 #   wide, and the printed ratios are small (5.1 for plain-20 against 1.6 for residual-20,
 #   stand-in data). At full size (widths 16-32-64, 3 inits) we measured 260 for plain-56
-#   against 3.8 for residual-56 on the stand-in data, and 520 against 5.2 on a batch of
-#   real CIFAR-10 images.
+#   against 3.8 for residual-56 on the stand-in data, and 470 to 640 against 2.9 to 4.6 on
+#   three batches of 128 real CIFAR-10 images (the batch moves these numbers too).
 # - With shortcuts (solid) the curves are much flatter: each block adds its own small
 #   contribution to a signal the shortcuts carry through unchanged, in both directions.
 # - The printed ratios say the same in one number per network (the first conv's gradient
@@ -454,8 +455,10 @@ fig.tight_layout()
 # - Compare the solid lines: with shortcuts the deeper network fits at least as well as
 #   the shallower one, for the price of two small projection shortcuts.
 # - In smoke mode (a few dozen steps on the stand-in data) the curves are short and noisy:
-#   another seed moves residual-8's final training loss by up to 0.3 (Try it 3), about
-#   the gap between plain-8 and residual-8. Trust the full-mode run for the conclusion.
+#   plain-20 even ends below plain-8 (1.872 against 2.187), and seed 1 instead of 0 moves
+#   residual-8's final training loss from 1.805 to 1.560 (`SEED = 1` in section 6), two
+#   thirds of the gap between plain-8 and residual-8. Trust the full-mode run for the
+#   conclusion.
 
 # %% [markdown]
 # ## 3. When the shape changes: projection shortcuts
@@ -466,9 +469,10 @@ fig.tight_layout()
 # - **projection** (option B of the paper, used by `models.BasicBlock` and most reports): a
 #   1x1 convolution with stride 2 from `C_in` to `C_out` channels, plus BN;
 # - **padding** (option A, no parameters): keep every second pixel and fill the new
-#   channels with zeros. `pillai`'s block does this and then applies a 1x1 `C_out x C_out`
-#   convolution (their summary table lists 64x64, 128x128 and 256x256 weights), which the
-#   course rebuilds as `zoo.PaddedProjection`.
+#   channels with zeros. `pillai`'s summary table lists a 1x1 conv with `C_out x C_out`
+#   weights (64x64, 128x128, 256x256) where the shape changes, which only fits an input
+#   that already has `C_out` channels; the course reads it as this padding followed by that
+#   1x1 convolution, `zoo.PaddedProjection`.
 
 # %%
 x = torch.randn(2, 16, 32, 32)
@@ -621,8 +625,9 @@ print("DropoutBlock: random in training mode, deterministic in evaluation mode")
 
 # %% [markdown]
 # **What to notice**
-# - With the default slope 0.01 LeakyReLU is almost ReLU: the gain `rout` reports is small
-#   and comes from one run; try it yourself in the next section before believing it.
+# - With the default slope 0.01 LeakyReLU is almost ReLU. `rout` reports that it beat ReLU
+#   but gives no numbers for the comparison; try it yourself in the next section (Try it
+#   3) before believing it.
 # - The dropout network has a few more parameters than the ReLU one only because of its
 #   `C_out x C_out` shortcuts, not because of dropout.
 # - Dropout inside a block also adds noise to what the shortcut carries forward; most
@@ -738,7 +743,7 @@ if not SMOKE:
 #
 # 1. **Parameters cell**: set `DEPTHS = (20, 110)` (full mode; about 1.7 PFLOPs in all,
 #    still well within the budget). Does the plain 110-layer network train at all? In
-#    smoke mode (set it in the smoke branch; about two more minutes on a CPU) it does not:
+#    smoke mode (set it in the smoke branch; about three more minutes on a CPU) it does not:
 #    its training loss stays at ln 10 = 2.30, chance for 10 classes, for all 3 epochs, and
 #    the gradient cell prints a first/last conv ratio of about two million (stand-in
 #    data). Residual-110 gets only a little below chance in those 48 steps, after its loss
@@ -769,10 +774,11 @@ if not SMOKE:
 #    sees the raw sum of the last block.
 # 5. **Gradient cell** (`gradient_norms`): divide each gradient norm by
 #    `layer.weight.norm()`, the relative step SGD takes in that layer, and compare plain and
-#    residual again. The contrast stays and grows: in smoke mode the printed ratios become
-#    10.3 for plain-20 and 3.3 for residual-20 (stand-in data); at full size we measured
-#    about 500 (stand-in) to 1,000 (real CIFAR-10) for plain-56 and 8 to 11 for
-#    residual-56.
+#    residual again. Every ratio about doubles and the contrast stays: in smoke mode the
+#    printed ratios become 10.3 for plain-20 and 3.3 for residual-20 (5.1 and 1.6 before;
+#    stand-in data); at full size we measured 530 for plain-56 and 7.6 for residual-56 on
+#    the stand-in data, and 960 to 1,290 against 5.8 to 9.4 on three batches of real
+#    CIFAR-10.
 #
 # ## Summary
 #

@@ -679,7 +679,8 @@ plt.show()
 # `sudrik` compared six 4-stage shapes, all near 5M parameters, trained the same way for 20
 # epochs (Adadelta, batch 32). Their Table 1 test accuracies are plotted below against the
 # forward FLOPs we count for each shape. ResNet-22 (`sudrik`, 3-2-3-2) scored 84.53% in Table 1;
-# its 94.12% comes later, from the final 300-epoch recipe with mixup.
+# its 94.12% comes later, from the final 300-epoch recipe with mixup (and is its best epoch
+# measured on the test set; its last epoch read 92.94%).
 
 # %%
 SUDRIK_TABLE1_RESNET22 = 84.53  # sudrik's Table 1 (20 epochs); not the final 94.12%
@@ -776,7 +777,7 @@ print(f"this lecture trained nothing: {ledger.total:.0f} PFLOPs of its 15 PFLOPs
 
 # %% [markdown]
 # **What to notice**
-# - The reports spent 7 to 90 PFLOPs, and more compute did not buy more accuracy: `rout`
+# - The reports spent 7 to 88 PFLOPs, and more compute did not buy more accuracy: `rout`
 #   spent the most and scored the least, `wang` spent the least and is within 0.4 points of
 #   the best. The recipe matters more than the bill.
 # - Parameters were the rule of the project; compute decides how long you wait. The
@@ -788,16 +789,25 @@ print(f"this lecture trained nothing: {ledger.total:.0f} PFLOPs of its 15 PFLOPs
 # 1. **A bottleneck by hand.** In the cell of section 1 that builds `block`, replace it by
 #    `Bottleneck(64, 32, stride=2)` (import it from `course_utils.models`) and rewrite
 #    `by_hand` for its layers: 1x1 64->32, 3x3 32->32, 1x1 32->128, three BNs and a 1x1
-#    64->128 projection. The assert tells you when you have it right.
+#    64->128 projection. The assert tells you when you have it right: keys `conv1` to
+#    `bn3`, `shortcut.0` and `shortcut.1`, 24,192 parameters in all (a tenth of the basic
+#    block's, for the same 64 -> 128 channels).
 # 2. **Your own pattern.** In the parameters cell, add a pattern to `SEARCH_PATTERNS`, for
 #    example `([4, 4, 4], (1, 2, 4))` or `([1, 2, 3, 1], (1, 2, 4, 8))`, and rerun from
-#    there: where does it land on the parameters-vs-FLOPs map?
+#    there: where does it land on the parameters-vs-FLOPs map? We saw 4-4-4 come out at
+#    widths 59-118-236 and 1.49 GFLOPs, at the top next to `merabishvili` and `pillai`, and
+#    1-2-3-1 at 52-104-208-416 and 0.63 GFLOPs, just below `wang`; both use 99.9% of the
+#    budget.
 # 3. **wang's small model.** The `wang` report says a model under 1M parameters still passed
 #    92%. In a new cell after the search, run `widest_under_budget([2, 1, 1, 1], (1, 2, 4, 8),
 #    1_000_000)`: how wide can the 2-1-1-1 pattern be under 1M, and how many FLOPs does it
-#    cost (`params.flops`)?
+#    cost (`params.flops`)? We got base width 28 (widths 28-56-112-224), 955,846
+#    parameters and 0.13 GFLOPs per image: a fifth of `wang`'s parameters and of its
+#    FLOPs.
 # 4. **Where to cut.** Call `params.check_budget(zoo.build("resnet18"))` in a new cell and
-#    read the error: which layers does it name first, and why those (section 3)?
+#    read the error: which layers does it name first, and why those (section 3)? It names
+#    three 3x3 convs of `stage4` (512 -> 512 channels), 2,359,296 parameters each: the last
+#    stage is the widest, and a conv's parameters grow with the square of its width.
 
 # %% [markdown]
 # ## Summary
