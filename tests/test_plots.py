@@ -134,7 +134,7 @@ def test_plot_per_class_draws_one_bar_per_class_in_percent():
     widths = [bar.get_width() for bar in axis.patches]
     np.testing.assert_allclose(widths, [90.0, 50.0, 70.0])
     assert [t.get_text() for t in axis.get_yticklabels()] == CLASSES
-    assert axis.get_xlabel() == "accuracy (%)" and legend_texts(axis) == ["mean 70.0%"]
+    assert axis.get_xlabel() == "accuracy (%)" and legend_texts(axis) == ["mean over classes 70.0%"]
     assert plots.SYNTHETIC_NOTE in axis.get_title()
     from_mapping = plots.plot_per_class({"cat": 0.4, "dog": 0.6})
     assert len(from_mapping.axes[0].patches) == 2
