@@ -509,7 +509,7 @@ def open_study(
     elif saved != setup:
         changed = [key for key in setup if saved.get(key) != setup[key]]
         raise SweepError(
-            f"study {name!r} was created for another sweep ({', '.join(changed)} differ); "
+            f"study {name!r} was created for another sweep (different {', '.join(changed)}); "
             "give a new study name, or the same settings as before."
         )
     return study

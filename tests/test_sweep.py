@@ -66,7 +66,7 @@ def test_a_study_refuses_a_different_sweep(tmp_path, capsys):
     argv = ["sweep", "--recipe", "wang", "--storage", storage, "--study", "s", "--trials", "1"]
     assert run([*argv, *TINY], capsys)[0] == 0
     code, out, err = run([*argv, *TINY, "--val-split", "0.2"], capsys)
-    assert code == 2 and "created for another sweep (config, data differ)" in err
+    assert code == 2 and "created for another sweep (different config, data)" in err
     assert len(err.strip().splitlines()) == 1 and "trial" not in out
 
 
@@ -163,5 +163,7 @@ def test_search_space_from_a_dict_and_its_mistakes():
         with pytest.raises(sweep.SweepError, match=message):
             sweep.search_space(spec)
     with pytest.raises(sweep.SweepError, match="search space: label_smoothing"):
-        sweep.Objective(TrainConfig(), synthetic_cifar10(40), space=sweep.search_space(
-            {"label_smoothing": [0.0, 1.5]}))  # fmt: skip
+        sweep.Objective(TrainConfig(), synthetic_cifar10(40), model="wang",
+                        space=sweep.search_space({"label_smoothing": [0.0, 1.5]}))  # fmt: skip
+    with pytest.raises(sweep.SweepError, match="has no model"):
+        sweep.Objective(TrainConfig(), synthetic_cifar10(40))
