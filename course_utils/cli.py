@@ -417,6 +417,10 @@ def run_sweep(args: argparse.Namespace) -> int:
     smoke = args.smoke or settings.SMOKE
     recipe = resolve_recipe(args, smoke)
     try:
+        sweep.require_optuna()
+    except sweep.SweepError as err:
+        raise UsageError(str(err)) from None
+    try:
         storage = sweep.open_storage(args.storage)
     except sweep.SweepError as err:
         raise UsageError(f"--storage: {err}") from None

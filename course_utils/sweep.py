@@ -344,7 +344,7 @@ def open_storage(url: str | os.PathLike = DEFAULT_STORAGE) -> optuna.storages.Ba
       that share a file system but no database server. It is locked with a lock file next
       to it (``JournalFileOpenLock``), which works where symbolic links do not.
     """
-    import optuna
+    optuna = require_optuna()
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
     text = os.fspath(url)
@@ -392,6 +392,16 @@ def _open_rdb(text: str) -> optuna.storages.RDBStorage:
         ) from None
     except Exception as err:  # a server that does not answer, a file that cannot be written
         raise SweepError(f"cannot open storage {shown}: {_first_line(err)}") from None
+
+
+def require_optuna():
+    """The optuna module, or ``SweepError`` in one line saying how to install it (the rest of
+    course_utils runs without it)."""
+    try:
+        import optuna
+    except ImportError:
+        raise SweepError("sweeps need Optuna, which is not installed: pip install optuna") from None
+    return optuna
 
 
 def _rdb_storage(text: str, attempts: int = 5) -> optuna.storages.RDBStorage:
@@ -599,9 +609,13 @@ def importance_evaluator(
     reaching the best ``target_quantile`` of the completed trials. It needs only NumPy
     (Optuna's fANOVA evaluator needs scikit-learn); a quarter rather than Optuna's 10%
     because the course's sweeps have tens of trials, not hundreds."""
+    import inspect
+
     from optuna.importance import PedAnovaImportanceEvaluator
 
-    return PedAnovaImportanceEvaluator(target_quantile=target_quantile)
+    accepted = inspect.signature(PedAnovaImportanceEvaluator).parameters
+    name = "target_quantile" if "target_quantile" in accepted else "baseline_quantile"  # < 5.0
+    return PedAnovaImportanceEvaluator(**{name: target_quantile})
 
 
 def quiet_optuna() -> None:

@@ -6,6 +6,7 @@ images, one or two epochs.
 """
 
 import multiprocessing
+import subprocess
 import sys
 
 import optuna
@@ -167,3 +168,16 @@ def test_search_space_from_a_dict_and_its_mistakes():
                         space=sweep.search_space({"label_smoothing": [0.0, 1.5]}))  # fmt: skip
     with pytest.raises(sweep.SweepError, match="has no model"):
         sweep.Objective(TrainConfig(), synthetic_cifar10(40))
+
+
+def test_course_utils_works_without_optuna_and_the_sweep_command_says_what_is_missing():
+    code = (
+        "import sys; sys.modules['optuna'] = None\n"  # as if Optuna were not installed
+        "from course_utils import cli, recipes, sweep, train\n"
+        "sys.exit(cli.main(['sweep', '--recipe', 'wang', '--trials', '1']))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 2, result.stderr
+    assert (
+        result.stderr == "error: sweeps need Optuna, which is not installed: pip install optuna\n"
+    )
