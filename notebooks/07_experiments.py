@@ -733,8 +733,9 @@ with plt.rc_context():
 #   also stop a slow starter that would have caught up; `warmup_epochs` in
 #   `sweep.make_pruner` protects the first epochs.
 # - TPE's first `TPE_STARTUP` trials are random draws, and with the same seed they are
-#   exactly the random sampler's first trials: those dots coincide in the history plot, a
-#   paired start. After them TPE concentrates near the best settings so far (the slice
+#   exactly the random sampler's first trials: those dots coincide in the history plot (and
+#   so do the best-so-far lines until one of the two finds something better), a paired
+#   start. After them TPE concentrates near the best settings so far (the slice
 #   plot's late, dark dots).
 # - Each sampler ran once: the comparison of the three is itself a single-seed result, as
 #   noisy as section 1 warned. In smoke mode every value is near chance on stand-in data,
