@@ -1,5 +1,6 @@
-"""The command line: ``python -m course_utils zoo`` tabulates the model zoo and
-``python -m course_utils train ...`` trains a zoo model or a report's recipe.
+"""The command line: ``python -m course_utils zoo`` tabulates the model zoo,
+``python -m course_utils train ...`` trains a zoo model or a report's recipe and
+``python -m course_utils sweep ...`` adds trials to a hyper-parameter sweep (lecture 07).
 
 A training run (``recipes.run``) holds out a validation split, evaluates the test set once
 at the end, writes ``history.json``, ``checkpoint.pt`` and ``curves.png`` into ``--out`` and
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -20,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 from torch import nn
 
-from course_utils import data, params, settings, zoo
+from course_utils import data, params, settings, sweep, zoo
 from course_utils.checkpoint import CheckpointMismatchError
 from course_utils.config import ConfigError, TrainConfig, defaults
 from course_utils.models import ResNet, ResNet9
@@ -73,7 +75,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``python -m course_utils`` argument parser with its ``zoo`` and ``train`` commands."""
+    """The ``python -m course_utils`` argument parser with its ``zoo``, ``train`` and
+    ``sweep`` commands."""
     parser = _Parser(prog="python -m course_utils", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("zoo", help="list the zoo's models: size, cost, reported accuracy")
@@ -96,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     train.add_argument("--budget", type=int, help="refuse models with this many parameters or more")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_sweep_parser(commands, shown)
     return parser
 
 
@@ -105,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "zoo":
             return show_zoo()
+        if args.command == "sweep":
+            return run_sweep(args)
         return train(args)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -350,6 +356,178 @@ def _print_summary(result, out: Path, wall: float) -> None:
         "data": history.provenance or history.source,
         "files": ", ".join(str(out / name) for name in FILES.values()),
     }
+    width = max(map(len, rows))
+    for key, value in rows.items():
+        print(f"{key:<{width}}  {value}")
+
+
+SWEEP_HELP = """Add --trials N trials to a hyper-parameter sweep (an Optuna study), creating the
+study or resuming it: run the same command in several terminals, machines or Colab
+sessions pointing at one --storage and they share the study's trials. Each trial trains
+the recipe with settings drawn from its search space and is scored on the validation
+split (never the test set); a trial behind the others is pruned after an epoch. Flags
+such as --epochs or --lr change the recipe every trial starts from (the lr range is
+centred on it). Ends with the best trial and the train command that tests it once."""
+
+
+def _add_sweep_parser(commands, shown: dict) -> None:
+    """The ``sweep`` command's flags; its help lists every recipe's default search space."""
+    spaces = "\n".join(
+        f"  {name}:\n" + "\n".join(f"    {line}" for line in sweep.describe_space(space))
+        for name, space in ((n, sweep.default_space(r)) for n, r in RECIPES.items())
+    )
+    command = commands.add_parser(
+        "sweep",
+        help="add trials to a hyper-parameter sweep (Optuna study)",
+        description=SWEEP_HELP,
+        epilog="default search spaces (course_utils.sweep.default_space):\n" + spaces,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    command.add_argument("--recipe", help=f"the recipe to sweep: {', '.join(RECIPES)}")
+    command.add_argument("--model", help="zoo key; overrides the recipe's")
+    command.add_argument("--trials", type=int, required=True, help="trials to add here")
+    command.add_argument(
+        "--storage",
+        default=sweep.DEFAULT_STORAGE,
+        help="where the study lives: a database URL (sqlite:///FILE, "
+        "postgresql://USER:PASSWORD@HOST/DB) or a journal file ending in .log "
+        f"[{sweep.DEFAULT_STORAGE}]",
+    )
+    command.add_argument("--study", help="study name [the recipe's name, +'-smoke' in smoke mode]")
+    command.add_argument(
+        "--sampler", default="tpe", choices=sweep.SAMPLERS, help="how settings are drawn [tpe]"
+    )
+    command.add_argument(
+        "--pruner", default="median", choices=sweep.PRUNERS, help="when to stop a trial [median]"
+    )
+    command.add_argument(
+        "--sampler-seed",
+        type=int,
+        help="seed of the random and tpe samplers (leave unset when several workers share "
+        "a study: equal seeds draw equal settings)",
+    )
+    for key, (kind, text) in CONFIG_FLAGS.items():
+        default = _format_flag(key, shown[key])
+        command.add_argument(f"--{key.replace('_', '-')}", type=kind, help=f"{text} [{default}]")
+    command.add_argument("--data", default="auto", help="auto, cifar10, synthetic, or a path")
+    command.add_argument("--train-images", type=int, help="use only the first N training images")
+    command.add_argument("--smoke", action="store_true", help="tiny data, epochs and model (CI)")
+    command.add_argument("--no-progress", action="store_true", help="no progress bar")
+    command.set_defaults(tta=None, compile=None)
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    """Add ``args.trials`` trials to the study and print the best trial and where it lives.
+    Storage, recipe, data and search space are checked before any training."""
+    started = time.perf_counter()
+    if args.trials < 1:
+        raise UsageError("--trials must be at least 1.")
+    smoke = args.smoke or settings.SMOKE
+    recipe = resolve_recipe(args, smoke)
+    try:
+        sweep.require_optuna()
+    except sweep.SweepError as err:
+        raise UsageError(str(err)) from None
+    try:
+        storage = sweep.open_storage(args.storage)
+    except sweep.SweepError as err:
+        raise UsageError(f"--storage: {err}") from None
+    train_data = _load_train_data(args, smoke, recipe.config.seed)
+    settings.seed_everything(recipe.config.seed)
+    model = zoo.build(recipe.model)
+    if smoke:
+        model = _smoke_model(model, recipe, len(train_data), 0)  # a sweep uses no test image
+    name = args.study or (f"{recipe.name}-smoke" if smoke else recipe.name)
+    sweep.quiet_optuna()  # this command prints its own line per trial
+    try:
+        objective = sweep.Objective(recipe, train_data, model=model, progress=not args.no_progress)
+        study = sweep.open_study(
+            name, objective, storage, sampler=args.sampler, pruner=args.pruner,
+            seed=args.sampler_seed,
+        )  # fmt: skip
+    except sweep.SweepError as err:
+        raise UsageError(str(err)) from None
+    images = len(objective.train_part) * recipe.config.epochs * args.trials
+    _warn_if_slow(model, images)
+    print(f"study {name!r} in {sweep.where(args.storage)}: {len(study.trials)} trial(s) so far")
+    print(f"adding {args.trials} with the {args.sampler} sampler, {args.pruner} pruning; space:")
+    for line in sweep.describe_space(objective.space):
+        print(f"  {line}")
+    try:
+        added = sweep.add_trials(study, objective, args.trials, callbacks=[_print_trial])
+    except KeyboardInterrupt:
+        print(
+            "\nInterrupted. Finished trials are in the study: run the same command again to "
+            "add more (the interrupted trial is marked failed).",
+            file=sys.stderr,
+        )
+        return 130
+    _print_sweep_summary(study, added, args, smoke, time.perf_counter() - started)
+    return 0
+
+
+def _load_train_data(args: argparse.Namespace, smoke: bool, seed: int) -> data.ImageData:
+    """The training set only (first N images when asked, or smoke-sized): a sweep chooses
+    on its validation split and never opens the test set."""
+    n_train = args.train_images or (SMOKE_TRAIN_IMAGES if smoke else None)
+    if n_train is not None and n_train < 1:
+        raise UsageError("--train-images must be at least 1.")
+    try:
+        return data.cifar10("train", source=args.data, n=n_train, seed=seed)
+    except (data.DataNotFoundError, ValueError) as err:
+        raise UsageError(str(err)) from None
+
+
+def _print_trial(study, trial) -> None:
+    """One line per finished trial: number, outcome, validation accuracy, settings."""
+    value = "-" if trial.value is None else f"{100 * trial.value:.2f}%"
+    settings_text = ", ".join(f"{key} {_short(value)}" for key, value in trial.params.items())
+    epochs = len(trial.intermediate_values)
+    print(
+        f"trial {trial.number:>3}  {trial.state.name.lower():<8} validation {value:>7} after "
+        f"{epochs} epoch(s)  {settings_text}"
+    )
+
+
+def _short(value: object) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _print_sweep_summary(study, added: list, args: argparse.Namespace, smoke: bool, wall: float):
+    """The study's state after this worker's trials, its best trial and how to test it."""
+    states = pd.Series([trial.state.name.lower() for trial in study.trials]).value_counts()
+    mine = pd.Series([trial.state.name.lower() for trial in added]).value_counts()
+    rows = {
+        "study": f"{study.study_name} in {sweep.where(args.storage)}",
+        "this worker": f"added {len(added)} trial(s) ("
+        + ", ".join(f"{n} {state}" for state, n in mine.items())
+        + f") in {wall:.1f} s",
+        "the study": f"{len(study.trials)} trial(s): "
+        + ", ".join(f"{n} {state}" for state, n in states.items()),
+    }
+    complete = [trial for trial in study.trials if trial.state.name == "COMPLETE"]
+    if complete:
+        best = study.best_trial
+        flags = " ".join(
+            f"--{key.replace('_', '-')} {value:.6g}" for key, value in best.params.items()
+        )
+        rows["best trial"] = (
+            f"#{best.number}: validation accuracy {100 * best.value:.2f}% "
+            f"({', '.join(f'{k} {_short(v)}' for k, v in best.params.items())})"
+        )
+        recipe = f"--recipe {args.recipe}" if args.recipe else f"--model {args.model}"
+        fixed = [
+            f"--{key.replace('_', '-')} {shlex.quote(str(getattr(args, key)))}"
+            for key in CONFIG_FLAGS
+            if getattr(args, key) is not None and key not in best.params
+        ]
+        if args.train_images:
+            fixed.append(f"--train-images {args.train_images}")
+        fixed.append(f"--data {shlex.quote(args.data)}")
+        extra = " ".join(fixed + (["--smoke"] if smoke else []))
+        rows["test it once"] = f"python -m course_utils train {recipe} {flags} {extra}"
+    else:
+        rows["best trial"] = "none complete yet"
     width = max(map(len, rows))
     for key, value in rows.items():
         print(f"{key:<{width}}  {value}")

@@ -1,0 +1,183 @@
+"""Sweeps (course_utils.sweep and ``python -m course_utils sweep``): studies in SQLite and
+journal files, resuming, two workers sharing a study, pruning, and one-line CLI errors.
+
+Every trial is tiny: a ResNet([1], [4]) (the zoo is patched) on a few hundred synthetic
+images, one or two epochs.
+"""
+
+import multiprocessing
+import subprocess
+import sys
+
+import optuna
+import pytest
+
+from course_utils import cli, sweep, zoo
+from course_utils.config import TrainConfig
+from course_utils.data import synthetic_cifar10
+from course_utils.models import ResNet
+from course_utils.recipes import RECIPES
+
+TINY = ["--smoke", "--data", "synthetic", "--train-images", "200", "--batch-size", "32",
+        "--epochs", "1", "--no-progress"]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def tiny_zoo(monkeypatch):
+    monkeypatch.setattr(zoo, "build", lambda key: ResNet([1], [4]))
+
+
+def run(argv, capsys):
+    """Run the command line in-process; return (exit code, stdout, stderr)."""
+    try:
+        code = cli.main(argv)
+    except SystemExit as exit:  # argparse's own errors
+        code = exit.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def finished(study):
+    return [t for t in study.get_trials() if t.state.is_finished()]
+
+
+def test_a_smoke_sweep_completes_and_a_second_run_adds_to_the_same_study(tmp_path, capsys):
+    storage = f"sqlite:///{tmp_path / 'sweeps.db'}"
+    argv = ["sweep", "--recipe", "wang", "--storage", storage, "--study", "s", *TINY]
+    code, out, err = run([*argv, "--trials", "3", "--sampler", "random"], capsys)
+    assert code == 0, err
+    assert "0 test images" in out  # a sweep never opens the test set
+    assert f"SQLite file {tmp_path / 'sweeps.db'}" in out
+    assert "best trial" in out and "python -m course_utils train --recipe wang --lr" in out
+    study = optuna.load_study(study_name="s", storage=storage)
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3  # median: 3 before pruning
+    for trial in study.trials:  # the value is the last epoch's validation accuracy
+        assert trial.value == trial.intermediate_values[1]
+        assert trial.user_attrs["train_images"] > 0 and "worker" in trial.user_attrs
+
+    code, out, err = run([*argv, "--trials", "2", "--sampler", "tpe"], capsys)
+    assert code == 0, err
+    assert "3 trial(s) so far" in out and "the study     5 trial(s)" in out
+    study = optuna.load_study(study_name="s", storage=storage)
+    assert [t.number for t in study.trials] == [0, 1, 2, 3, 4]
+
+
+def test_a_study_refuses_a_different_sweep(tmp_path, capsys):
+    storage = f"sqlite:///{tmp_path / 'sweeps.db'}"
+    argv = ["sweep", "--recipe", "wang", "--storage", storage, "--study", "s", "--trials", "1"]
+    assert run([*argv, *TINY], capsys)[0] == 0
+    code, out, err = run([*argv, *TINY, "--val-split", "0.2"], capsys)
+    assert code == 2 and "created for another sweep (different config, data)" in err
+    assert len(err.strip().splitlines()) == 1 and "trial" not in out
+
+
+def _worker(argv):
+    """One worker process: the command line, with the tiny zoo it inherits by forking."""
+    sys.exit(cli.main(argv))
+
+
+def test_two_workers_share_a_study_in_sqlite_and_in_a_journal_file(tmp_path):
+    storages = [f"sqlite:///{tmp_path / 'sweeps.db'}", str(tmp_path / "sweeps.log")]
+    fork = multiprocessing.get_context("fork")  # no fresh interpreter: torch is imported
+    workers = [
+        fork.Process(target=_worker, args=(["sweep", "--recipe", "wang", "--trials", "3",
+            "--storage", storage, "--study", "shared", "--sampler", "random", *TINY],))
+        for storage in storages
+        for _ in range(2)
+    ]  # fmt: skip
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=300)
+    assert [worker.exitcode for worker in workers] == [0] * 4
+    for storage in storages:
+        trials = sweep.load_study("shared", storage).get_trials()
+        assert sorted(t.number for t in trials) == list(range(6))  # all six, none twice
+        assert {t.state.name for t in trials} <= {"COMPLETE", "PRUNED"}  # none failed or hung
+        owners = [t.user_attrs["worker"] for t in trials]
+        assert sorted(owners.count(owner) for owner in set(owners)) == [3, 3]
+        settings = {tuple(sorted(t.params.items())) for t in trials}
+        assert len(settings) == 6  # unseeded samplers: no two trials drew the same settings
+
+
+def test_median_pruning_stops_a_trial_clearly_behind_the_others(tmp_path):
+    data = synthetic_cifar10(200, seed=0)
+    config = TrainConfig(epochs=2, batch_size=32)
+    objective = sweep.Objective(config, data, model=lambda: ResNet([1], [4]))
+    storage = f"sqlite:///{tmp_path / 'prune.db'}"
+    pruner = sweep.make_pruner("median", startup_trials=2)
+    for name, earlier in (("behind", 0.95), ("ahead", 0.0)):
+        study = sweep.open_study(name, objective, storage, sampler="random", pruner=pruner)
+        for _ in range(2):  # two finished trials at this accuracy after epochs 1 and 2
+            curve = {1: earlier, 2: earlier}
+            study.add_trial(optuna.trial.create_trial(value=earlier, intermediate_values=curve))
+        (trial,) = sweep.add_trials(study, objective, 1)
+        if name == "behind":  # far below 95% after epoch 1: stopped there
+            assert trial.state.name == "PRUNED" and list(trial.intermediate_values) == [1]
+        else:  # ahead of the others: trains all its epochs
+            assert trial.state.name == "COMPLETE" and list(trial.intermediate_values) == [1, 2]
+
+
+@pytest.mark.parametrize(
+    "storage",
+    ["nonsense", "foo://nowhere", "postgresql://user:secret@localhost:1/db", "/proc/x/y.log"],
+)
+def test_a_bad_storage_is_one_line_and_exit_2_before_training(storage, capsys):
+    argv = ["sweep", "--recipe", "wang", "--trials", "1", "--storage", storage, *TINY]
+    code, out, err = run(argv, capsys)
+    assert code == 2 and err.startswith("error: --storage") and len(err.splitlines()) == 1
+    assert out == ""  # nothing loaded, nothing trained
+    assert "secret" not in err  # a password never reaches the screen
+
+
+def test_an_unknown_sampler_is_one_line_and_exit_2(capsys):
+    code, out, err = run(
+        ["sweep", "--recipe", "wang", "--trials", "1", "--sampler", "bayes"], capsys
+    )
+    assert code == 2 and len(err.splitlines()) == 1 and "invalid choice: 'bayes'" in err
+
+
+def test_default_spaces_surround_each_recipe_and_show_in_help(capsys):
+    for recipe in RECIPES.values():
+        space = sweep.default_space(recipe)
+        assert list(space) == ["lr", "weight_decay", "label_smoothing", "batch_size"]
+        assert space["lr"].low < recipe.config.lr < space["lr"].high and space["lr"].log
+        assert recipe.config.lr in space["lr"].grid
+        assert recipe.config.batch_size in space["batch_size"].choices
+    code, out, _ = run(["sweep", "--help"], capsys)
+    assert code == 0
+    assert "fast94:\n    lr: log-uniform 0.1 to 1.6 (grid 0.1, 0.4, 1.6)" in out
+
+
+def test_search_space_from_a_dict_and_its_mistakes():
+    space = sweep.search_space(
+        {"lr": {"low": 0.01, "high": 1.0, "log": True}, "batch_size": {"low": 32, "high": 128}}
+    )
+    assert space["lr"].grid == (0.01, 0.1, 1.0)
+    assert space["batch_size"].integer and space["batch_size"].grid == (32, 80, 128)
+    for spec, message in [
+        ({"learning_rate": [0.1]}, "not a TrainConfig field"),
+        ({"lr": {"low": 0.0, "high": 1.0, "log": True}}, "start above 0"),
+        ({"lr": {"low": 1.0, "high": 0.1}}, "low must be below high"),
+        ({"lr": {"low": 0.1, "high": 1.0, "grid": [2.0]}}, "grid value"),
+    ]:
+        with pytest.raises(sweep.SweepError, match=message):
+            sweep.search_space(spec)
+    with pytest.raises(sweep.SweepError, match="search space: label_smoothing"):
+        sweep.Objective(TrainConfig(), synthetic_cifar10(40), model="wang",
+                        space=sweep.search_space({"label_smoothing": [0.0, 1.5]}))  # fmt: skip
+    with pytest.raises(sweep.SweepError, match="has no model"):
+        sweep.Objective(TrainConfig(), synthetic_cifar10(40))
+
+
+def test_course_utils_works_without_optuna_and_the_sweep_command_says_what_is_missing():
+    code = (
+        "import sys; sys.modules['optuna'] = None\n"  # as if Optuna were not installed
+        "from course_utils import cli, recipes, sweep, train\n"
+        "sys.exit(cli.main(['sweep', '--recipe', 'wang', '--trials', '1']))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 2, result.stderr
+    assert (
+        result.stderr == "error: sweeps need Optuna, which is not installed: pip install optuna\n"
+    )
