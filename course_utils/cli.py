@@ -272,7 +272,9 @@ def _parse_augment(text: str) -> tuple:
 def _format_flag(key: str, value: object) -> str:
     if key == "augment":
         return ",".join(item if isinstance(item, str) else item["name"] for item in value) or "none"
-    return "the optimizer's" if value is None else str(value)
+    if value is None:
+        return "the optimizer's" if key == "momentum" else "off"
+    return str(value)
 
 
 def _load_data(

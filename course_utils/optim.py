@@ -269,11 +269,11 @@ def _onecycle_schedule(
 ) -> Schedule:
     """Warm up to the rate over ``pct_start`` of the steps, then anneal to almost zero."""
     total = epochs * steps_per_epoch
-    if not 1 < pct_start * total < total:
+    if pct_start * total == 1:  # torch's OneCycleLR would divide by zero on its first step
         raise ValueError(
-            f"the onecycle schedule needs more than 1 warm-up step and 1 annealing step: "
-            f"pct_start {pct_start} of {total} steps leaves too few; use more images or "
-            "epochs, a smaller batch, or schedule='cosine'."
+            f"the onecycle schedule cannot warm up over exactly 1 of its {total} steps "
+            f"(pct_start {pct_start}); use more images or epochs, a smaller batch, or another "
+            "pct_start."
         )
     scheduler = OneCycleLR(
         optimizer,

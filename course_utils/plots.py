@@ -238,7 +238,12 @@ def plot_per_class(
     (axis,) = _axes_for(ax, 1, 1, figsize=(6, 0.35 * len(classes) + 1.2))
     bars = axis.barh(list(classes), percent, color=sns.color_palette(n_colors=len(classes)))
     axis.bar_label(bars, fmt="%.1f", padding=2)
-    axis.axvline(percent.mean(), color="0.3", linestyle="--", label=f"mean over classes {percent.mean():.1f}%")
+    axis.axvline(
+        percent.mean(),
+        color="0.3",
+        linestyle="--",
+        label=f"mean over classes {percent.mean():.1f}%",
+    )
     axis.invert_yaxis()
     axis.set_xlim(0, 108)
     axis.set_xlabel("accuracy (%)")

@@ -66,13 +66,17 @@ def choose_precision(device: torch.device, requested: str = "auto") -> tuple[str
     return "fp16", f"compute capability {major}.{minor} has no fast bf16: fp16 with loss scaling"
 
 
-def seed_everything(seed: int, deterministic: bool = False) -> None:
-    """Seed Python, NumPy and torch; with ``deterministic`` also ask torch for
-    deterministic kernels, so that two runs give bit-identical results (slower on GPU)."""
+def seed_everything(seed: int, deterministic: bool | None = None) -> None:
+    """Seed Python, NumPy and torch. ``deterministic=True`` also asks torch for deterministic
+    kernels, so that two runs give bit-identical results (slower on a GPU), ``False`` lets it
+    choose (and autotune) fast ones, and ``None`` keeps the current choice: ``fit`` seeds this
+    way, so a mode switched on before training stays on (lecture 07)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
     torch.cuda.manual_seed_all(seed)
+    if deterministic is None:
+        deterministic = torch.are_deterministic_algorithms_enabled()
     if deterministic:
         # cuBLAS needs this workspace setting before deterministic matmuls are allowed.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")

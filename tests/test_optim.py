@@ -262,7 +262,7 @@ def test_clip_by_value_and_by_norm_are_exact():
         clip_gradients(model, value=-1.0)
 
 
-def test_onecycle_with_too_few_steps_is_one_clear_error():
-    with pytest.raises(ValueError, match="onecycle schedule needs more than 1 warm-up step"):
-        make_scheduler("onecycle", fresh_optimizer(), epochs=1, steps_per_epoch=3)
-    make_scheduler("onecycle", fresh_optimizer(), epochs=1, steps_per_epoch=7)
+def test_onecycle_with_a_one_step_warm_up_is_one_clear_error():
+    with pytest.raises(ValueError, match="cannot warm up over exactly 1 of its 5 steps"):
+        make_scheduler("onecycle", fresh_optimizer(), epochs=1, steps_per_epoch=5, pct_start=0.2)
+    make_scheduler("onecycle", fresh_optimizer(), epochs=1, steps_per_epoch=7, pct_start=0.2)

@@ -91,3 +91,15 @@ def test_model_device_is_where_the_weights_are():
     assert settings.model_device(torch.nn.ReLU()) == torch.device("cpu")  # no parameters
     with torch.device("meta"):
         assert settings.model_device(torch.nn.Linear(2, 2)).type == "meta"
+
+
+def test_plain_seeding_keeps_deterministic_mode_as_set():
+    try:
+        settings.seed_everything(0, deterministic=True)
+        settings.seed_everything(1)  # as fit does
+        assert torch.are_deterministic_algorithms_enabled()
+        assert not torch.backends.cudnn.benchmark
+    finally:
+        settings.seed_everything(0, deterministic=False)
+    settings.seed_everything(1)
+    assert not torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.benchmark
