@@ -22,6 +22,8 @@ from course_utils import settings
 FORMAT_VERSION = 2
 """2: the full TrainConfig, and the gradient scaler's state for fp16 runs, are saved."""
 _MAX_LISTED = 8
+ENTRIES = ("format_version", "epoch", "model", "optimizer", "scheduler", "history", "config")
+"""What every checkpoint holds (``rng`` and ``extra`` may be None)."""
 
 
 class CheckpointMismatchError(RuntimeError):
@@ -103,6 +105,12 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
         raise CheckpointMismatchError(
             f"{path} has checkpoint format {version}, this course_utils reads format "
             f"{FORMAT_VERSION}: {advice}."
+        )
+    missing = sorted(set(ENTRIES) - set(content))
+    if missing:
+        raise CheckpointMismatchError(
+            f"{path} lacks {', '.join(missing)}: it is not a whole course_utils checkpoint; "
+            "train afresh."
         )
     return content
 

@@ -20,9 +20,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
+import torch
 from torch import nn
 
-from course_utils import data, params, settings, sweep, zoo
+from course_utils import augment, data, params, settings, sweep, zoo
 from course_utils.checkpoint import CheckpointMismatchError
 from course_utils.config import ConfigError, TrainConfig, defaults
 from course_utils.models import ResNet, ResNet9
@@ -153,11 +154,13 @@ def train(args: argparse.Namespace) -> int:
     recipe = resolve_recipe(args, smoke)
     out = args.out or Path("runs") / recipe.name
     try:
-        check_output_folder(out, args.resume, args.overwrite)
-    except (FileExistsError, PermissionError) as err:
+        check_output_folder(out, args.resume, args.overwrite)  # checks only: nothing removed
+    except (OSError, ValueError) as err:
         raise UsageError(str(err)) from None
     settings.seed_everything(recipe.config.seed)
     model = zoo.build(recipe.model)
+    if args.budget is not None and args.budget < 1:
+        raise UsageError(f"--budget must be a positive number of parameters, got {args.budget}.")
     if args.budget is not None:
         try:
             params.check_budget(model, args.budget)
@@ -183,7 +186,7 @@ def train(args: argparse.Namespace) -> int:
             model=model,
             out=out,
             resume=args.resume,
-            overwrite=False,  # the folder was cleared above when --overwrite was given
+            overwrite=args.overwrite,  # the old run is removed only now, after every check
             progress=not args.no_progress,
         )
     except CheckpointMismatchError as err:  # found before the first step: a usage mistake
@@ -281,10 +284,13 @@ def _load_data(
     args: argparse.Namespace, smoke: bool, seed: int
 ) -> tuple[data.ImageData, data.ImageData]:
     """The training and test sets (first N images when asked, or smoke-sized)."""
-    n_train = args.train_images or (SMOKE_TRAIN_IMAGES if smoke else None)
-    n_test = args.test_images or (SMOKE_TEST_IMAGES if smoke else None)
-    if any(n is not None and n < 1 for n in (n_train, n_test)):
-        raise UsageError("--train-images and --test-images must be at least 1.")
+    n_train = SMOKE_TRAIN_IMAGES if smoke and args.train_images is None else args.train_images
+    n_test = SMOKE_TEST_IMAGES if smoke and args.test_images is None else args.test_images
+    for flag, n, most in (("train", n_train, 50_000), ("test", n_test, 10_000)):
+        if n is not None and not 1 <= n <= most:
+            raise UsageError(
+                f"--{flag}-images must be between 1 and {most:,} (CIFAR-10's {flag} set)."
+            )
     try:
         train_data = data.cifar10("train", source=args.data, n=n_train, seed=seed)
         # The same source as the training set ("auto" is resolved, and announced, once).
@@ -296,8 +302,21 @@ def _load_data(
 
 
 def _check_sizes(config: TrainConfig, images: int) -> None:
-    """A batch larger than the training part would leave every epoch empty: say so now."""
-    train_images = images - round(images * config.val_split)
+    """A batch larger than the training part would leave every epoch empty, and a validation
+    split of no image (or of all) cannot be held out: say so now. The augmentations run once
+    on a dummy batch, so one that cannot work on 32x32 images fails here, not mid-epoch."""
+    held_out = round(images * config.val_split)
+    if config.val_split > 0 and not 0 < held_out < images:
+        raise UsageError(
+            f"--val-split {config.val_split} of {images} images holds out {held_out}: use more "
+            "images or another --val-split."
+        )
+    dummy = torch.zeros(2, 3, 32, 32, dtype=torch.uint8)
+    try:
+        augment.apply_pipeline(augment.build_pipeline(config.augment), dummy)
+    except (TypeError, ValueError) as err:
+        raise UsageError(f"--augment: {err}") from None
+    train_images = images - held_out
     if config.batch_size > train_images:
         raise UsageError(
             f"--batch-size {config.batch_size} is larger than the {train_images} training "

@@ -12,9 +12,9 @@ import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from course_utils import augment, optim
+from course_utils import augment, optim, settings
 
-PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+PRECISIONS = settings.PRECISIONS
 """``precision`` values: "auto" picks bf16 on GPUs that have bf16 tensor cores (compute
 capability 8.0 and newer), fp16 with a gradient scaler on older GPUs (T4, V100), fp32 on a CPU."""
 
@@ -51,6 +51,15 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if isinstance(self.augment, (str, dict)) or not isinstance(self.augment, (list, tuple)):
+            raise ConfigError(
+                f"augment must be a list of augmentations ([] for none), got {self.augment!r}."
+            )
+        for name in ("optimizer_kwargs", "schedule_kwargs"):
+            if not isinstance(getattr(self, name), dict):
+                raise ConfigError(
+                    f"{name} must be a dict of arguments, got {getattr(self, name)!r}."
+                )
         # Lists (e.g. from JSON) become tuples, so equal configs compare equal.
         object.__setattr__(self, "augment", tuple(self.augment))
         self.validate()
@@ -73,8 +82,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """Rebuild a config from :meth:`to_dict`'s output."""
-        return cls(**values)
+        """Rebuild a config from :meth:`to_dict`'s output (or any dict of its fields)."""
+        return cls().replace(**values)
 
     def differences(self, other: TrainConfig) -> list[str]:
         """``"name: mine -> other's"`` for every field where the two configs differ."""

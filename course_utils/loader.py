@@ -104,6 +104,11 @@ class DeviceLoader:
                 "the last incomplete batch leaves nothing; lower batch_size or pass "
                 "drop_last=False."
             )
+        if not train and augment:
+            raise ValueError(
+                "an evaluation loader (train=False) does not augment: drop augment=, or use "
+                "train=True for a training loader."
+            )
         self.pipeline = augmentations.build_pipeline(
             defaults.augment if augment is None else augment
         )

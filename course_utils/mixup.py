@@ -152,8 +152,8 @@ class Mixer:
             raise ValueError(
                 f"Unknown mixing kind {self.kind!r}; choose one of {', '.join(MIXERS)}."
             )
-        if self.alpha < 0:
-            raise ValueError(f"alpha must be >= 0 (0 turns mixing off), got {self.alpha}.")
+        if not math.isfinite(self.alpha) or self.alpha < 0:
+            raise ValueError(f"alpha must be a number >= 0 (0 turns mixing off), got {self.alpha}.")
         if not 0.0 <= self.prob <= 1.0:
             raise ValueError(f"prob is a probability in [0, 1], got {self.prob}.")
 

@@ -81,12 +81,14 @@ def run(
     ``out`` is never overwritten unless ``overwrite=True``.
     """
     if isinstance(recipe, TrainConfig):
+        if model is None:
+            raise ValueError("run(TrainConfig(...)) needs model=: a zoo key or your nn.Module.")
         recipe = Recipe(name=name or "custom", model="", config=recipe)
     recipe = recipe.replace(**overrides)
     config = recipe.config
     folder = Path(out) if out is not None else None
     if folder is not None:
-        check_output_folder(folder, resume, overwrite)
+        check_output_folder(folder, resume, overwrite, clear=True)
     settings.seed_everything(config.seed)  # before the model is built: the seed sets its init
     network = model if isinstance(model, nn.Module) else zoo.build(model or recipe.model)
     if config.val_split > 0:
@@ -124,15 +126,20 @@ def run(
     return RunResult(model=network, history=history, test=test, out=folder)
 
 
-def check_output_folder(folder: Path, resume: bool, overwrite: bool) -> None:
+def check_output_folder(folder: Path, resume: bool, overwrite: bool, clear: bool = False) -> None:
     """Refuse, before any training, an output folder that would lose a user's run: a finished
-    run (its history), or an unfinished one's checkpoint when not resuming."""
+    run (its history), or an unfinished one's checkpoint when not resuming. With ``overwrite``
+    the old run's files are removed, but only when ``clear`` (right before training)."""
+    if resume and overwrite:
+        raise ValueError(
+            "--resume continues the run in --out and --overwrite replaces it: choose one."
+        )
     if folder.exists() and not folder.is_dir():
         raise FileExistsError(f"--out {folder} is a file, not a folder: choose another --out.")
     finished = (folder / FILES["history"]).is_file()
     started = (folder / FILES["checkpoint"]).is_file()
     if overwrite:
-        for file in FILES.values():
+        for file in FILES.values() if clear else ():
             (folder / file).unlink(missing_ok=True)
     elif finished and not resume:
         raise FileExistsError(
@@ -144,7 +151,12 @@ def check_output_folder(folder: Path, resume: bool, overwrite: bool) -> None:
             f"{folder} holds an unfinished run's {FILES['checkpoint']}; add --resume to continue "
             "it, or --overwrite (overwrite=True) to start again."
         )
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise PermissionError(
+            f"cannot create {folder} ({error.strerror}): choose another --out."
+        ) from None
     if not os.access(folder, os.W_OK):
         raise PermissionError(f"cannot write into {folder}: choose another --out.")
 

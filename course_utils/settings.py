@@ -50,12 +50,17 @@ def model_device(model: torch.nn.Module) -> torch.device:
     return first.device if first is not None else torch.device("cpu")
 
 
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+
+
 def choose_precision(device: torch.device, requested: str = "auto") -> tuple[str, str]:
     """The precision training and evaluation use on ``device`` ("bf16", "fp16" or "fp32"),
     and why, in a few words (``describe`` prints it; lecture 00). An explicit ``requested``
     is used as given; "auto" picks bf16 autocast where the GPU has bf16 tensor cores
     (compute capability 8.0 and newer: A100, L4, H100), fp16 autocast with a gradient scaler
     on older GPUs (T4, V100: cuDNN has no fast bf16 convolutions there), fp32 on a CPU."""
+    if requested not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {requested!r}.")
     if requested != "auto":
         return requested, "as requested"
     if device.type != "cuda":

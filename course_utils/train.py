@@ -159,11 +159,12 @@ def fit(
     and ``on_epoch(epoch, record)``, called after each epoch, which stops the run by
     returning True. Lectures 01-07 train with it.
     """
+    if isinstance(config, dict):
+        config = TrainConfig.from_dict(config)
     if isinstance(optimizer, str):  # a name is the config's field, not a built optimizer
         overrides["optimizer"], optimizer = optimizer, None
     config = _run_config(config, overrides, train_loader, optimizer)
-    if resume and checkpoint is None:
-        raise ValueError("resume=True needs checkpoint=<path> to resume from.")
+    _check_run_arguments(config, checkpoint, resume, mixer, on_epoch)
     settings.seed_everything(config.seed)
     if hasattr(train_loader, "set_seed"):
         train_loader.set_seed(config.seed)  # one seed for the shuffle and augmentation too
@@ -176,14 +177,14 @@ def fit(
         config.optimizer, model, config.lr, config.weight_decay, config.momentum,
         config.lookahead, **config.optimizer_kwargs,
     )  # fmt: skip
+    history = _new_history(name, config, model, (train_loader, val_loader), mixer)
+    history.run |= {"device": str(device), "precision": precision, "channels_last": channels_last}
+    if ready_built:  # before the schedule sets its own starting rate
+        _record_optimizer(history, optimizer)
     steps = min(len(train_loader), settings.MAX_STEPS or len(train_loader))
     schedule = make_scheduler(
         config.schedule, optimizer, config.epochs, steps, **config.schedule_kwargs
     )
-    history = _new_history(name, config, model, (train_loader, val_loader), mixer)
-    history.run |= {"device": str(device), "precision": precision, "channels_last": channels_last}
-    if ready_built:
-        _record_optimizer(history, optimizer)
     criterion = loss or nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     mixer = mixer or (Mixer("mixup", config.mixup) if config.mixup else None)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
@@ -334,6 +335,29 @@ def _run_config(
                 f"{key}=... instead of passing it to fit."
             )
     return config.replace(**{key: value for key, value in from_loader.items() if value is not None})
+
+
+def _check_run_arguments(
+    config: TrainConfig, checkpoint: Any, resume: bool, mixer: Any, on_epoch: Any
+) -> None:
+    """Refuse run-time arguments that cannot work, before any training: nothing a user made
+    is overwritten, and nothing given is silently ignored."""
+    if resume and checkpoint is None:
+        raise ValueError("resume=True needs checkpoint=<path> to resume from.")
+    if checkpoint is not None and Path(checkpoint).is_dir():
+        raise ValueError(f"checkpoint={checkpoint} is a folder: give a file path, e.g. run.pt.")
+    if checkpoint is not None and Path(checkpoint).exists() and not resume:
+        raise FileExistsError(
+            f"{checkpoint} already exists: pass resume=True to continue that run, or choose "
+            "another checkpoint path (nothing was overwritten)."
+        )
+    if mixer is not None and config.mixup:
+        raise ConfigError(
+            f"mixer= and mixup={config.mixup} both mix batches: give one (mixup=alpha is "
+            "plain mixup; mixer= takes a Mixer such as Mixer('cutmix', 1.0))."
+        )
+    if on_epoch is not None and not callable(on_epoch):
+        raise TypeError(f"on_epoch must be a function (epoch, record) -> bool, got {on_epoch!r}.")
 
 
 def _own_optimizer(optimizer: Optimizer | None, model: nn.Module) -> Optimizer | None:
@@ -495,6 +519,11 @@ def _resume(path: str | os.PathLike, state: dict, history: History) -> int:
             "in a new folder."
         )
     epochs = history.config["epochs"]
+    if epochs < saved["epoch"]:
+        raise ckpt.CheckpointMismatchError(
+            f"{path} has {saved['epoch']} finished epochs, more than the {epochs} asked for: "
+            "resume with at least as many epochs."
+        )
     if epochs != planned["epochs"] and planned["schedule"] not in EXTENSIBLE_SCHEDULES:
         raise ckpt.CheckpointMismatchError(
             f"{path} was planned for {planned['epochs']} epochs with the {planned['schedule']} "

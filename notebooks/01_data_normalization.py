@@ -684,9 +684,12 @@ weights = {network: {} for network in NETWORKS}  # [network][scaling]: weights a
 for network, build in NETWORKS.items():
     for scaling, (scale_mean, scale_std) in SCALINGS.items():
         model = build(seed=SEED)
-        loaders = [
-            DeviceLoader(data, size, train, [CROP, "flip"], device, mean=scale_mean, std=scale_std)
-            for data, size, train in [(train_data, BATCH_SIZE, True), (test_data, 500, False)]
+        loaders = [  # crop + flip for training; the test loader never augments
+            DeviceLoader(data, size, train, augment, device, mean=scale_mean, std=scale_std)
+            for data, size, train, augment in [
+                (train_data, BATCH_SIZE, True, [CROP, "flip"]),
+                (test_data, 500, False, []),
+            ]
         ]
         compute.add(f"{network}, {scaling}", model, NORM_EPOCHS * len(train_data))
         kept = weights[network].setdefault(scaling, [])

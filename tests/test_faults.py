@@ -214,3 +214,115 @@ def test_a_placed_tarball_is_never_deleted_or_downloaded_over(tmp_path, monkeypa
         data._obtain_tarball(tmp_path, data.CIFAR10_URL, download=True)
     assert str(local) in str(caught.value) and "\n" not in str(caught.value)
     assert local.exists() and (kind == "folder" or local.read_bytes() == b"not quite the tarball")
+
+
+# --------------------------------------------------------------------------- second pass
+
+
+def test_overwrite_removes_nothing_when_a_later_check_fails(tmp_path, capsys):
+    out = tmp_path / "x"
+    assert (
+        run_cli(["train", "--model", "wang", "--epochs", "1", *T, "--out", str(out)], capsys)[0]
+        == 0
+    )
+    before = sorted(p.name for p in out.iterdir())
+    for bad in (["--budget", "1000"], ["--data", str(tmp_path / "nope")], ["--resume"]):
+        code, _, err = run_cli(
+            ["train", "--model", "wang", *T, "--out", str(out), "--overwrite", *bad], capsys
+        )
+        assert code == 2 and one_line(err), bad
+        assert sorted(p.name for p in out.iterdir()) == before, bad
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--train-images", "0"], "--train-images must be between 1 and 50,000"),
+        (["--train-images", "10000000"], "--train-images must be between 1 and 50,000"),
+        (["--augment", "my.aug"], "--augment: Unknown augmentation"),
+        (["--augment", "cutout:size=100"], "larger than the 32x32 images"),
+        (["--train-images", "2", "--val-split", "0.1"], "holds out 0"),
+        (["--budget", "-1"], "--budget must be a positive number"),
+    ],
+)
+def test_more_mistakes_found_before_training(tmp_path, capsys, argv, message):
+    code, out, err = run_cli(
+        ["train", "--model", "wang", *T, "--out", str(tmp_path / "o"), *argv], capsys
+    )
+    assert code == 2 and one_line(err) and message in err, err
+    assert not (tmp_path / "o" / "checkpoint.pt").exists()  # refused before the first step
+
+
+def test_an_out_below_a_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "afile").write_text("mine")
+    code, _, err = run_cli(
+        ["train", "--model", "wang", *T, "--out", str(tmp_path / "afile" / "sub")], capsys
+    )
+    assert code == 2 and one_line(err) and "choose another --out" in err
+
+
+def test_resuming_with_fewer_epochs_than_done_is_refused(tmp_path, capsys):
+    out = tmp_path / "x"
+    base = ["train", "--model", "wang", "--schedule", "constant", *T, "--out", str(out)]
+    assert run_cli([*base, "--epochs", "2"], capsys)[0] == 0
+    code, _, err = run_cli([*base, "--epochs", "1", "--resume"], capsys)
+    assert code == 2 and "2 finished epochs, more than the 1" in err
+
+
+def test_a_checkpoint_missing_its_entries_is_one_line(tmp_path):
+    from course_utils.checkpoint import CheckpointMismatchError, load_checkpoint
+
+    path = tmp_path / "c.pt"
+    torch.save({"format_version": 2}, path)
+    with pytest.raises(CheckpointMismatchError, match="lacks config"):
+        load_checkpoint(path, ResNet([1], [4]))
+
+
+def test_fit_never_overwrites_an_existing_checkpoint_unasked(tmp_path):
+    from course_utils.train import fit
+
+    path = tmp_path / "mine.pt"
+    path.write_text("my precious")
+    loader = DeviceLoader(synthetic_cifar10(64), 32, device="cpu")
+    with pytest.raises(FileExistsError, match="nothing was overwritten"):
+        fit(ResNet([1], [4]), loader, epochs=1, checkpoint=path, progress=False)
+    assert path.read_text() == "my precious"
+    with pytest.raises(ValueError, match="is a folder"):
+        fit(ResNet([1], [4]), loader, epochs=1, checkpoint=tmp_path, progress=False)
+
+
+def test_api_arguments_that_cannot_work_are_refused_at_the_door():
+    from course_utils.config import ConfigError, TrainConfig
+    from course_utils.mixup import Mixer
+    from course_utils.train import evaluate, fit
+
+    loader = DeviceLoader(synthetic_cifar10(64), 32, device="cpu")
+    model = ResNet([1], [4])
+    with pytest.raises(ConfigError, match="mixer= and mixup=0.4 both mix"):
+        fit(model, loader, epochs=1, mixer=Mixer("cutmix", 1.0), mixup=0.4, progress=False)
+    with pytest.raises(TypeError, match="on_epoch must be a function"):
+        fit(model, loader, epochs=1, on_epoch=5, progress=False)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        evaluate(
+            model,
+            DeviceLoader(synthetic_cifar10(64), 32, train=False, device="cpu"),
+            precision="fp8",
+        )
+    with pytest.raises(ConfigError, match="augment must be a list"):
+        TrainConfig(augment=None)
+    with pytest.raises(ConfigError, match="unknown training setting"):
+        TrainConfig.from_dict({"amp": True})
+    with pytest.raises(ValueError, match="alpha must be a number"):
+        Mixer("mixup", float("nan"))
+    history = fit(model, loader, None, {"epochs": 1, "lr": 0.05}, progress=False)  # a dict config
+    assert history.config["lr"] == 0.05
+
+
+def test_a_ready_built_optimizer_is_recorded_at_its_own_rate():
+    from course_utils.train import fit
+
+    model = ResNet([1], [4])
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    history = fit(model, DeviceLoader(synthetic_cifar10(64), 32, device="cpu"), epochs=1,
+                  optimizer=optimizer, progress=False)  # fmt: skip
+    assert history.config["lr"] == 0.01  # not the one-cycle schedule's starting rate

@@ -162,7 +162,9 @@ def test_resuming_from_state_dict_replays_the_next_epoch():
 
 def test_eval_mode_is_ordered_unaugmented_and_repeatable():
     data = _random_data(70)
-    loader = DeviceLoader(data, batch_size=32, train=False, device="cpu", augment=["cutout"])
+    loader = DeviceLoader(data, batch_size=32, train=False, device="cpu")
+    with pytest.raises(ValueError, match="does not augment"):
+        DeviceLoader(data, batch_size=32, train=False, device="cpu", augment=["cutout"])
     assert len(loader) == 3 and not loader.drop_last and loader.augment == []
     first, second = list(loader), list(loader)
     x = torch.cat([batch[0] for batch in first])
