@@ -6,6 +6,7 @@ import sys
 
 import pytest
 import torch
+from _cli import run_cli
 
 from course_utils import cli, zoo
 from course_utils.models import ResNet
@@ -16,20 +17,10 @@ TINY = ["--smoke", "--data", "synthetic", "--train-images", "128", "--test-image
         "--batch-size", "32", "--no-progress"]  # fmt: skip
 
 
-def run(argv, capsys):
-    """Run the command line in-process; return (exit code, stdout, stderr)."""
-    try:
-        code = cli.main(argv)
-    except SystemExit as exit:  # argparse's own errors
-        code = exit.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_zoo_lists_every_model(capsys, monkeypatch):
     # Tiny stand-ins keep the test fast; zoo.summary itself runs for every key.
     monkeypatch.setattr(zoo, "build", lambda key: ResNet([1], [4]))
-    code, out, _ = run(["zoo"], capsys)
+    code, out, _ = run_cli(["zoo"], capsys)
     assert code == 0
     for key in zoo.REPORTS:
         assert f"{key} " in out
@@ -39,7 +30,7 @@ def test_zoo_lists_every_model(capsys, monkeypatch):
 
 def test_train_smoke_writes_history_checkpoint_and_curves(tmp_path, capsys):
     out_dir = tmp_path / "run"
-    code, out, err = run(
+    code, out, err = run_cli(
         ["train", "--model", "wang", "--epochs", "1", "--out", str(out_dir), *TINY], capsys
     )
     assert code == 0, err
@@ -57,7 +48,7 @@ def test_train_smoke_writes_history_checkpoint_and_curves(tmp_path, capsys):
 
 
 def test_smoke_capstone_stays_a_narrowed_resnet9(tmp_path, capsys):
-    code, out, err = run(
+    code, out, err = run_cli(
         ["train", "--recipe", "fast94", "--out", str(tmp_path / "r"), *TINY], capsys
     )
     assert code == 0, err
@@ -68,21 +59,21 @@ def test_smoke_capstone_stays_a_narrowed_resnet9(tmp_path, capsys):
 def test_a_finished_run_is_never_overwritten_without_asking(tmp_path, capsys):
     out_dir = tmp_path / "run"
     argv = ["train", "--model", "wang", "--epochs", "1", "--out", str(out_dir), *TINY]
-    assert run(argv, capsys)[0] == 0
+    assert run_cli(argv, capsys)[0] == 0
     before = (out_dir / "history.json").read_bytes()
-    code, _, err = run([*argv, "--lr", "0.05"], capsys)
+    code, _, err = run_cli([*argv, "--lr", "0.05"], capsys)
     assert code == 2 and "holds a finished run" in err and "--overwrite" in err
     assert (out_dir / "history.json").read_bytes() == before
-    assert run([*argv, "--lr", "0.05", "--overwrite"], capsys)[0] == 0
+    assert run_cli([*argv, "--lr", "0.05", "--overwrite"], capsys)[0] == 0
     assert json.loads((out_dir / "history.json").read_text())["config"]["lr"] == 0.05
 
 
 def test_resume_continues_from_the_checkpoint(tmp_path, capsys):
     out_dir = tmp_path / "run"
     first = ["train", "--model", "sudrik", "--schedule", "constant", "--out", str(out_dir), *TINY]
-    assert run([*first, "--epochs", "1"], capsys)[0] == 0
+    assert run_cli([*first, "--epochs", "1"], capsys)[0] == 0
     one_epoch = json.loads((out_dir / "history.json").read_text())
-    code, out, err = run([*first, "--epochs", "2", "--resume"], capsys)
+    code, out, err = run_cli([*first, "--epochs", "2", "--resume"], capsys)
     assert code == 0, err
     assert "Resumed from" in out
     two_epochs = json.loads((out_dir / "history.json").read_text())
@@ -117,7 +108,7 @@ def test_resume_continues_from_the_checkpoint(tmp_path, capsys):
     ],
 )
 def test_bad_arguments_get_one_line_and_exit_code_2(argv, message, capsys, tmp_path):
-    code, out, err = run(["train", *argv, "--out", str(tmp_path)], capsys)
+    code, out, err = run_cli(["train", *argv, "--out", str(tmp_path)], capsys)
     assert code == 2
     assert message in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err

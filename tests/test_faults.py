@@ -9,6 +9,7 @@ import os
 
 import pytest
 import torch
+from _cli import run_cli
 from torch import nn
 
 from course_utils import cli, recipes
@@ -19,15 +20,6 @@ from course_utils.models import BasicBlock, BlockShapeError, ResNet
 
 T = ["--smoke", "--data", "synthetic", "--train-images", "128", "--test-images", "64",
      "--batch-size", "32", "--no-progress"]  # fmt: skip
-
-
-def run_cli(argv, capsys):
-    try:
-        code = cli.main(argv)
-    except SystemExit as exit:
-        code = exit.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_line(err: str) -> bool:

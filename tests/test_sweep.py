@@ -11,6 +11,7 @@ import sys
 
 import optuna
 import pytest
+from _cli import run_cli
 
 from course_utils import cli, sweep, zoo
 from course_utils.config import TrainConfig
@@ -27,16 +28,6 @@ def tiny_zoo(monkeypatch):
     monkeypatch.setattr(zoo, "build", lambda key: ResNet([1], [4]))
 
 
-def run(argv, capsys):
-    """Run the command line in-process; return (exit code, stdout, stderr)."""
-    try:
-        code = cli.main(argv)
-    except SystemExit as exit:  # argparse's own errors
-        code = exit.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def finished(study):
     return [t for t in study.get_trials() if t.state.is_finished()]
 
@@ -44,7 +35,7 @@ def finished(study):
 def test_a_smoke_sweep_completes_and_a_second_run_adds_to_the_same_study(tmp_path, capsys):
     storage = f"sqlite:///{tmp_path / 'sweeps.db'}"
     argv = ["sweep", "--recipe", "wang", "--storage", storage, "--study", "s", *TINY]
-    code, out, err = run([*argv, "--trials", "3", "--sampler", "random"], capsys)
+    code, out, err = run_cli([*argv, "--trials", "3", "--sampler", "random"], capsys)
     assert code == 0, err
     assert "0 test images" in out  # a sweep never opens the test set
     assert f"SQLite file {tmp_path / 'sweeps.db'}" in out
@@ -55,7 +46,7 @@ def test_a_smoke_sweep_completes_and_a_second_run_adds_to_the_same_study(tmp_pat
         assert trial.value == trial.intermediate_values[1]
         assert trial.user_attrs["train_images"] > 0 and "worker" in trial.user_attrs
 
-    code, out, err = run([*argv, "--trials", "2", "--sampler", "tpe"], capsys)
+    code, out, err = run_cli([*argv, "--trials", "2", "--sampler", "tpe"], capsys)
     assert code == 0, err
     assert "3 trial(s) so far" in out and "the study     5 trial(s)" in out
     study = optuna.load_study(study_name="s", storage=storage)
@@ -65,8 +56,8 @@ def test_a_smoke_sweep_completes_and_a_second_run_adds_to_the_same_study(tmp_pat
 def test_a_study_refuses_a_different_sweep(tmp_path, capsys):
     storage = f"sqlite:///{tmp_path / 'sweeps.db'}"
     argv = ["sweep", "--recipe", "wang", "--storage", storage, "--study", "s", "--trials", "1"]
-    assert run([*argv, *TINY], capsys)[0] == 0
-    code, out, err = run([*argv, *TINY, "--val-split", "0.2"], capsys)
+    assert run_cli([*argv, *TINY], capsys)[0] == 0
+    code, out, err = run_cli([*argv, *TINY, "--val-split", "0.2"], capsys)
     assert code == 2 and "created for another sweep (different config, data)" in err
     assert len(err.strip().splitlines()) == 1 and "trial" not in out
 
@@ -124,14 +115,14 @@ def test_median_pruning_stops_a_trial_clearly_behind_the_others(tmp_path):
 )
 def test_a_bad_storage_is_one_line_and_exit_2_before_training(storage, capsys):
     argv = ["sweep", "--recipe", "wang", "--trials", "1", "--storage", storage, *TINY]
-    code, out, err = run(argv, capsys)
+    code, out, err = run_cli(argv, capsys)
     assert code == 2 and err.startswith("error: --storage") and len(err.splitlines()) == 1
     assert out == ""  # nothing loaded, nothing trained
     assert "secret" not in err  # a password never reaches the screen
 
 
 def test_an_unknown_sampler_is_one_line_and_exit_2(capsys):
-    code, out, err = run(
+    code, out, err = run_cli(
         ["sweep", "--recipe", "wang", "--trials", "1", "--sampler", "bayes"], capsys
     )
     assert code == 2 and len(err.splitlines()) == 1 and "invalid choice: 'bayes'" in err
@@ -144,7 +135,7 @@ def test_default_spaces_surround_each_recipe_and_show_in_help(capsys):
         assert space["lr"].low < recipe.config.lr < space["lr"].high and space["lr"].log
         assert recipe.config.lr in space["lr"].grid
         assert recipe.config.batch_size in space["batch_size"].choices
-    code, out, _ = run(["sweep", "--help"], capsys)
+    code, out, _ = run_cli(["sweep", "--help"], capsys)
     assert code == 0
     assert "fast94:\n    lr: log-uniform 0.1 to 1.6 (grid 0.1, 0.4, 1.6)" in out
 
