@@ -621,7 +621,12 @@ def build(spec: str | dict | Augmentation | Callable) -> Callable:
         spec = {"name": spec}
     if isinstance(spec, dict):
         arguments = dict(spec)
-        name = arguments.pop("name", None)
+        if "name" not in arguments:
+            raise ValueError(
+                f"an augmentation spec dict needs a 'name' key, e.g. {{'name': 'cutout', "
+                f"'size': 8}}; got {spec!r}."
+            )
+        name = arguments.pop("name")
         if name not in AUGMENTATIONS:
             raise ValueError(
                 f"Unknown augmentation {name!r}; the known names are {', '.join(AUGMENTATIONS)}."

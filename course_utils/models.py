@@ -13,6 +13,7 @@ block is then initialised exactly as they wrote it.
 from __future__ import annotations
 
 import functools
+import numbers
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
@@ -130,6 +131,17 @@ class ResNet(nn.Module):
     ) -> None:
         super().__init__()
         _check_stage_spec(blocks, widths)
+        if isinstance(activation, nn.Module):
+            raise BlockShapeError(
+                f"activation= got an instance ({activation!r}); pass the class itself, e.g. "
+                f"activation=nn.{type(activation).__name__}, which each block calls for its own."
+            )
+        if (
+            isinstance(num_classes, bool)
+            or not isinstance(num_classes, numbers.Integral)
+            or num_classes < 1
+        ):
+            raise ValueError(f"num_classes must be a whole number >= 1, got {num_classes!r}.")
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout={dropout} is not a probability in [0, 1): use e.g. 0.2.")
         stem_width = widths[0] if stem_width is None else stem_width
@@ -267,7 +279,8 @@ def _check_stage_spec(blocks: Sequence[int], widths: Sequence[int]) -> None:
         )
     if len(blocks) == 0:
         raise ValueError("blocks and widths are empty: give at least one stage.")
-    if any(n < 1 for n in blocks) or any(w < 1 for w in widths):
+    values = [*blocks, *widths]
+    if any(isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1 for v in values):
         raise ValueError(
             f"blocks {list(blocks)} and widths {list(widths)} must all be positive integers."
         )

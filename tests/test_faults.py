@@ -318,3 +318,16 @@ def test_a_ready_built_optimizer_is_recorded_at_its_own_rate():
     history = fit(model, DeviceLoader(synthetic_cifar10(64), 32, device="cpu"), epochs=1,
                   optimizer=optimizer, progress=False)  # fmt: skip
     assert history.config["lr"] == 0.01  # not the one-cycle schedule's starting rate
+
+
+def test_model_and_augmentation_spec_mistakes_are_one_line():
+    from course_utils import augment
+
+    with pytest.raises(BlockShapeError, match="pass the class itself, e.g. activation=nn.ReLU"):
+        ResNet([1], [8], activation=nn.ReLU())
+    with pytest.raises(ValueError, match="must all be positive integers"):
+        ResNet([1.5], [8])
+    with pytest.raises(ValueError, match="num_classes must be a whole number >= 1"):
+        ResNet([1], [8], num_classes=0)
+    with pytest.raises(ValueError, match="needs a 'name' key"):
+        augment.build({"size": 3})
