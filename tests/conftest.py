@@ -1,6 +1,7 @@
 """Shared test settings."""
 
 import os
+import socket
 
 import pytest
 import torch
@@ -16,6 +17,18 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def refuse_network(monkeypatch):
+    """Any name lookup or connection fails at once: data tests never touch the network."""
+
+    def refuse(*args, **kwargs):
+        raise OSError("the tests never use the network")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
 
 
 @pytest.fixture(scope="session")

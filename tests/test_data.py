@@ -9,7 +9,6 @@ import io
 import os
 import pickle
 import shutil
-import socket
 import tarfile
 import time
 import urllib.error
@@ -42,15 +41,8 @@ PER_BATCH = 12  # images per fake batch file (the real ones hold 10,000)
 
 
 @pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    """No test here uses the network: any name lookup or connection fails at once."""
-
-    def refuse(*args, **kwargs):
-        raise OSError("the tests never use the network")
-
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket.socket, "connect", refuse)
+def no_network(refuse_network):
+    """No test here uses the network (conftest's refuse_network)."""
 
 
 def _md5(path: Path) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import pickle
 import shutil
-import socket
 import subprocess
 import sys
 import tarfile
@@ -38,20 +37,9 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 OFFICIAL_SERVER = data.CIFAR10_URL
 
 
-class NetworkUsed(OSError):
-    pass
-
-
 @pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    """Any attempt to resolve a name or open a connection fails at once."""
-
-    def refuse(*args, **kwargs):
-        raise NetworkUsed("the tests never use the network")
-
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket.socket, "connect", refuse)
+def no_network(refuse_network, monkeypatch):
+    """No network (conftest's refuse_network), no earlier announcements, no source settings."""
     monkeypatch.setattr(data, "_ANNOUNCED", set())
     for name in (data.SOURCE_ENV, "HF_HUB_OFFLINE", "HF_ENDPOINT"):
         monkeypatch.delenv(name, raising=False)
