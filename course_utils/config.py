@@ -8,6 +8,7 @@ recipes themselves read their defaults from here and nowhere else.
 
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
@@ -21,6 +22,14 @@ capability 8.0 and newer), fp16 with a gradient scaler on older GPUs (T4, V100),
 
 class ConfigError(ValueError):
     """A training setting that cannot work, reported in one line that names the setting."""
+
+
+class UnknownNameError(KeyError):
+    """A model or recipe name that is not in its registry. It prints its one-line message as
+    it is (a plain KeyError would print it quoted)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,10 @@ class TrainConfig:
     compile: bool = False  # torch.compile, on CUDA only
     seed: int = 0
 
+    def __new__(cls, *args: Any, **settings: Any) -> TrainConfig:
+        _refuse_unknown(settings)  # one line naming the setting, not Python's TypeError
+        return super().__new__(cls)
+
     def __post_init__(self) -> None:
         if isinstance(self.augment, (str, dict)) or not isinstance(self.augment, (list, tuple)):
             raise ConfigError(
@@ -66,12 +79,7 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A checked copy with some fields changed; an unknown field name is an error."""
-        unknown = sorted(set(changes) - set(field_names()))
-        if unknown:
-            raise ConfigError(
-                f"unknown training setting(s) {', '.join(unknown)}; TrainConfig has: "
-                f"{', '.join(field_names())}."
-            )
+        _refuse_unknown(changes)
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -113,6 +121,13 @@ class TrainConfig:
             )
         self._check_optimizer()
         self._check_schedule()
+        try:
+            optim.check_values(
+                self.optimizer, self.optimizer_kwargs, self.schedule, self.schedule_kwargs,
+                self.epochs,
+            )  # fmt: skip
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
         self._check_grad_clip()
         # A student's own augmentation is recorded by its qualified name (module.function):
         # a record of what ran, not something to rebuild, so only named specs are checked.
@@ -174,6 +189,28 @@ class TrainConfig:
                 _check_number(f"grad_clip {key}", number, low=0, low_open=True)
         else:
             _check_number("grad_clip", clip, low=0, low_open=True)
+
+
+_ALIASES = {"learning_rate": "lr", "wd": "weight_decay", "scheduler": "schedule"}
+"""Names from other libraries a student may reach for, and the field each means here."""
+
+
+def _refuse_unknown(settings: dict[str, Any]) -> None:
+    """One line for setting names TrainConfig does not have, with a guess at the meant one."""
+    unknown = sorted(set(settings) - set(field_names()))
+    if unknown:
+        hints = "".join(
+            f" ({name}: did you mean {_closest(name)}?)" for name in unknown if _closest(name)
+        )
+        raise ConfigError(
+            f"unknown training setting(s) {', '.join(unknown)}{hints}; TrainConfig has: "
+            f"{', '.join(field_names())}."
+        )
+
+
+def _closest(name: str) -> str | None:
+    matches = difflib.get_close_matches(name, field_names(), n=1)
+    return _ALIASES.get(name) or (matches[0] if matches else None)
 
 
 def field_names() -> tuple[str, ...]:

@@ -8,6 +8,7 @@ student reports used, so a lecture can swap one for another by changing a string
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -232,6 +233,64 @@ class Schedule:
         self.scheduler.load_state_dict(state_dict)
 
 
+_TRIAL_STEPS = 1009  # steps per epoch of the trial schedule in check_values (any number works)
+
+
+def check_values(
+    optimizer: str,
+    optimizer_kwargs: dict[str, Any],
+    schedule: str,
+    schedule_kwargs: dict[str, Any],
+    epochs: int,
+) -> None:
+    """Raise ValueError (one line) for an optimizer or schedule argument of the wrong type, or
+    a value torch refuses (Adam's betas above 1, a onecycle pct_start of 5, a plateau mode
+    "maxx"), by building both on one dummy weight: ``TrainConfig.validate`` calls it so that
+    such a value is found before training, not at its first step."""
+    _check_types(OPTIMIZER_CLASSES[optimizer], optimizer_kwargs, f"{optimizer}'s")
+    _check_types(SCHEDULES[schedule], schedule_kwargs, f"the {schedule} schedule's")
+    refused = (TypeError, ValueError, IndexError, ArithmeticError)
+    try:
+        weight = torch.zeros(1, requires_grad=True)
+        trial = make_optimizer(optimizer, [weight], 0.1, 0.0, **optimizer_kwargs)
+    except refused as error:
+        raise ValueError(
+            f"{optimizer} refuses optimizer_kwargs {optimizer_kwargs}: {error}"
+        ) from None
+    try:
+        make_scheduler(schedule, trial, epochs, _TRIAL_STEPS, **schedule_kwargs)
+    except refused as error:
+        raise ValueError(
+            f"the {schedule} schedule refuses schedule_kwargs {schedule_kwargs}: {error}"
+        ) from None
+
+
+def _check_types(target: Callable[..., Any], kwargs: dict[str, Any], owner: str) -> None:
+    """Each keyword argument must have its default's kind: True/False for a flag, a finite
+    number for a number, as many numbers for a tuple (betas)."""
+    defaults = {name: p.default for name, p in inspect.signature(target).parameters.items()}
+    for key, value in kwargs.items():
+        default = defaults.get(key)
+        if isinstance(default, bool):
+            wanted, ok = "True or False", isinstance(value, bool)
+        elif isinstance(default, (int, float)):
+            wanted, ok = "a finite number", _is_number(value)
+        elif isinstance(default, tuple):
+            wanted = f"{len(default)} numbers, like {list(default)}"
+            ok = isinstance(value, (list, tuple)) and len(value) == len(default)
+            ok = ok and all(_is_number(v) for v in value)
+        elif isinstance(default, str):
+            wanted, ok = "a string", isinstance(value, str)
+        else:
+            continue
+        if not ok:
+            raise ValueError(f"{owner} {key} must be {wanted}, got {value!r}.")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _has_momentum(optimizer: Optimizer) -> bool:
     """Whether OneCycleLR can cycle this optimizer's momentum (Adam's beta1 or SGD momentum)."""
     return "betas" in optimizer.defaults or optimizer.defaults.get("momentum", 0) > 0
@@ -245,6 +304,13 @@ def _step_schedule(
     gamma: float = 0.1,
 ) -> Schedule:
     """Multiply the rate by ``gamma`` at each milestone epoch (default: at 1/2 and 3/4)."""
+    if milestones is not None and (
+        not isinstance(milestones, (list, tuple))
+        or not all(isinstance(m, int) and not isinstance(m, bool) and m >= 1 for m in milestones)
+    ):
+        raise ValueError(
+            f"milestones must be a list of epochs (whole numbers >= 1), got {milestones!r}."
+        )
     milestones = milestones or sorted({max(1, epochs // 2), max(1, epochs * 3 // 4)})
     return Schedule(MultiStepLR(optimizer, milestones, gamma=gamma), per_step=False, name="step")
 
@@ -298,6 +364,8 @@ def _plateau_schedule(
     min_lr: float = 0.0,
 ) -> Schedule:
     """Cut the rate by ``factor`` when the validation accuracy stalls for ``patience`` epochs."""
+    if patience < 0:
+        raise ValueError(f"patience must be a number of epochs >= 0, got {patience}.")
     scheduler = ReduceLROnPlateau(
         optimizer, mode=mode, factor=factor, patience=patience, min_lr=min_lr
     )
