@@ -164,7 +164,7 @@ def fit(
     if isinstance(optimizer, str):  # a name is the config's field, not a built optimizer
         overrides["optimizer"], optimizer = optimizer, None
     config = _run_config(config, overrides, train_loader, optimizer)
-    _check_run_arguments(config, checkpoint, resume, mixer, on_epoch)
+    _check_run_arguments(config, (train_loader, val_loader), checkpoint, resume, mixer, on_epoch)
     settings.seed_everything(config.seed)
     if hasattr(train_loader, "set_seed"):
         train_loader.set_seed(config.seed)  # one seed for the shuffle and augmentation too
@@ -212,6 +212,8 @@ def fit(
                 x, y, y_mixed, lam = mixer(x, y) if mixer else (x, y, y, 1.0)
                 with torch.autocast(device.type, autocast_dtype, enabled=autocast_on):
                     logits = forward(x)
+                    if not tally.batch_sizes:  # each epoch's first step
+                        _check_outputs(logits, y, train_loader)
                     step_loss = mixed_loss(criterion, logits, y, y_mixed, lam)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(step_loss).backward()
@@ -338,10 +340,23 @@ def _run_config(
 
 
 def _check_run_arguments(
-    config: TrainConfig, checkpoint: Any, resume: bool, mixer: Any, on_epoch: Any
+    config: TrainConfig,
+    loaders: tuple[Iterable, Iterable | None],
+    checkpoint: Any,
+    resume: bool,
+    mixer: Any,
+    on_epoch: Any,
 ) -> None:
     """Refuse run-time arguments that cannot work, before any training: nothing a user made
-    is overwritten, and nothing given is silently ignored."""
+    is overwritten, nothing given is silently ignored, and validation is not measured on
+    shuffled, augmented training batches."""
+    train_loader, val_loader = loaders
+    if val_loader is not None and val_loader is train_loader:
+        raise ValueError(
+            "val_loader is the training loader: validate on held-out images "
+            "(train, val = data.holdout(0.1); DeviceLoader(val, train=False))."
+        )
+    _check_evaluation_loader(val_loader, "val_loader")
     if resume and checkpoint is None:
         raise ValueError("resume=True needs checkpoint=<path> to resume from.")
     if checkpoint is not None and Path(checkpoint).is_dir():
@@ -358,6 +373,39 @@ def _check_run_arguments(
         )
     if on_epoch is not None and not callable(on_epoch):
         raise TypeError(f"on_epoch must be a function (epoch, record) -> bool, got {on_epoch!r}.")
+
+
+def _check_evaluation_loader(loader: Any, role: str) -> None:
+    """An evaluation measures the images as they are: a training loader (train=True)
+    shuffles, augments and drops the last batch, so its numbers would be off."""
+    if getattr(loader, "train", False) is True:
+        raise ValueError(
+            f"{role} is a training loader (train=True: shuffled, augmented, last batch "
+            "dropped); evaluate on DeviceLoader(data, train=False)."
+        )
+
+
+def _check_outputs(logits: Any, y: torch.Tensor, loader: Iterable) -> None:
+    """The first step's model output must be one score per class for each image: a wrong
+    head is one clear error here (on a GPU a label beyond it is an opaque device assert)."""
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or len(logits) != len(y):
+        got = list(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise ValueError(
+            f"The model must return class scores of shape [batch, classes] ([{len(y)}, ...]), "
+            f"got {got}: end forward() with a linear layer on the flattened features."
+        )
+    classes = getattr(loader, "classes", None)
+    if classes:
+        needed = len(classes)
+        wrong = logits.shape[1] != needed
+    else:  # no class names: the labels must at least fit
+        needed = int(y.max()) + 1
+        wrong = logits.shape[1] < needed
+    if wrong:
+        raise ValueError(
+            f"The model gives {logits.shape[1]} class scores, but the data has {needed} "
+            f"classes: build it with num_classes={needed} (one output per class)."
+        )
 
 
 def _own_optimizer(optimizer: Optimizer | None, model: nn.Module) -> Optimizer | None:
@@ -585,6 +633,9 @@ def evaluate(
     ``tta`` and ``precision`` default to TrainConfig's (off, "auto")."""
     defaults = TrainConfig()
     tta = defaults.tta if tta is None else tta
+    if not isinstance(tta, bool):
+        raise TypeError(f"tta must be True or False, got {tta!r}.")
+    _check_evaluation_loader(loader, "evaluate's loader")
     device = settings.model_device(model)
     precision, _ = settings.choose_precision(device, precision or defaults.precision)
     was_training = model.training
@@ -643,6 +694,13 @@ def predict(
     """Class probabilities [N, C] (on the CPU) for uint8 images [N, 3, H, W] or one [3, H, W],
     normalised with ``loader``'s mean and std, as the model saw in training (lecture 06);
     ``.argmax(1)`` gives the predicted classes."""
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(
+            f"predict takes a uint8 tensor of images [N, 3, H, W] (e.g. data.images[:8]), got "
+            f"{type(images).__name__}."
+        )
+    if tta is not None and not isinstance(tta, bool):
+        raise TypeError(f"tta must be True or False, got {tta!r}.")
     if images.dtype != torch.uint8:
         raise TypeError(
             f"predict expects uint8 images as stored in ImageData (0-255), got {images.dtype}; "
