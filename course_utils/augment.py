@@ -646,11 +646,29 @@ def build(spec: str | dict | Augmentation | Callable) -> Callable:
             f"not the class {spec.__name__}."
         )
     if callable(spec):
+        _check_signature(spec)
         return spec
     raise TypeError(
         "An augmentation spec is a name, a dict with a 'name', an Augmentation or a callable "
         f"(images, generator) -> images; got {type(spec).__name__}."
     )
+
+
+def _check_signature(step: Callable) -> None:
+    """A custom augmentation is called as ``step(images, generator)``: say so at build time,
+    not as a TypeError in the middle of the first epoch."""
+    try:
+        signature = inspect.signature(step)
+    except (TypeError, ValueError):  # some built-in callables have none to inspect
+        return
+    try:
+        signature.bind(None, None)
+    except TypeError:
+        raise TypeError(
+            f"Augmentation {_qualified_name(step)!r} takes {signature}, but augmentations are "
+            "called as step(images, generator): give it both parameters (use the generator "
+            "for its randomness, e.g. torch.rand(..., generator=generator))."
+        ) from None
 
 
 def build_pipeline(specs: Sequence) -> list[Callable]:

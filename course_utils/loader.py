@@ -112,7 +112,7 @@ class DeviceLoader:
         self.pipeline = augmentations.build_pipeline(
             defaults.augment if augment is None else augment
         )
-        self.device = torch.device(device) if device is not None else settings.get_device()
+        self.device = settings.check_device(device) if device is not None else settings.get_device()
         self.images = data.images.to(self.device)
         self.labels = data.labels.to(self.device)
         self.batch_size = batch_size

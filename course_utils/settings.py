@@ -44,6 +44,38 @@ def get_device() -> torch.device:
     return torch.device("cpu")
 
 
+def check_device(device: torch.device | str) -> torch.device:
+    """``device`` as a torch.device, refused in one line when it is not a device name or
+    not on this machine (a "cuda" loader on a Colab runtime without a GPU, lecture 00)."""
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"device {device!r} is not a device name: use 'cpu', 'cuda' (or 'cuda:0') or 'mps'."
+        ) from None
+    here = {
+        "cuda": torch.cuda.is_available(),
+        "mps": getattr(torch.backends, "mps", None) is not None
+        and torch.backends.mps.is_available(),
+    }
+    if not here.get(device.type, True):
+        raise ValueError(
+            f"device {str(device)!r} is not available on this machine (best here: "
+            f"{get_device()}); leave device unset to use the best one, or on Colab choose "
+            "Runtime > Change runtime type > GPU."
+        )
+    if (
+        device.type == "cuda"
+        and device.index is not None
+        and device.index >= torch.cuda.device_count()
+    ):
+        raise ValueError(
+            f"device {str(device)!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
+            "numbered from 0."
+        )
+    return device
+
+
 def model_device(model: torch.nn.Module) -> torch.device:
     """The device a model's weights live on (the CPU for a model without parameters)."""
     first = next(iter(model.parameters()), None)
