@@ -20,14 +20,21 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
-import torch
 from torch import nn
 
-from course_utils import augment, data, params, settings, sweep, zoo
+from course_utils import data, params, settings, sweep, zoo
 from course_utils.checkpoint import CheckpointMismatchError
-from course_utils.config import ConfigError, TrainConfig, defaults
+from course_utils.config import ConfigError, defaults
 from course_utils.models import ResNet, ResNet9
-from course_utils.recipes import FILES, RECIPES, Recipe, check_output_folder, get_recipe, run
+from course_utils.recipes import (
+    FILES,
+    RECIPES,
+    Recipe,
+    check_output_folder,
+    check_sizes,
+    get_recipe,
+    run,
+)
 from course_utils.train import TrainingDiverged
 
 SMOKE_TRAIN_IMAGES = 2000
@@ -92,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--tta", action=argparse.BooleanOptionalAction, help="flip TTA at test")
     train.add_argument("--compile", action=argparse.BooleanOptionalAction, help="torch.compile")
     train.add_argument("--data", default="auto", help="auto, cifar10, hub, synthetic, or a path")
+    train.add_argument(
+        "--check-counts",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="an image folder must hold CIFAR-10's 5,000/1,000 images per class (off: any number)",
+    )
     train.add_argument("--train-images", type=int, help="use only the first N training images")
     train.add_argument("--test-images", type=int, help="use only the first N test images")
     train.add_argument("--smoke", action="store_true", help="tiny data, epochs and model (CI)")
@@ -174,7 +187,10 @@ def train(args: argparse.Namespace) -> int:
     train_data, test_data = _load_data(args, smoke, recipe.config.seed)
     if smoke:
         model = _smoke_model(model, recipe, len(train_data), len(test_data))
-    _check_sizes(recipe.config, len(train_data))
+    try:
+        check_sizes(recipe.config, len(train_data))
+    except ConfigError as err:
+        raise UsageError(_as_flags(str(err))) from None
     _warn_if_slow(
         model, round(len(train_data) * (1 - recipe.config.val_split)) * recipe.config.epochs
     )
@@ -201,6 +217,8 @@ def train(args: argparse.Namespace) -> int:
 def resolve_recipe(args: argparse.Namespace, smoke: bool = False) -> Recipe:
     """The recipe (or the defaults) with every explicitly given flag applied, checked; in
     smoke mode with its epochs and batch capped."""
+    if args.model is not None and args.model not in zoo.REPORTS:
+        raise UsageError(f"unknown model {args.model!r}; choose one of: {', '.join(zoo.REPORTS)}.")
     if args.recipe is not None:
         try:
             recipe = get_recipe(args.recipe)
@@ -215,10 +233,6 @@ def resolve_recipe(args: argparse.Namespace, smoke: bool = False) -> Recipe:
         key: getattr(args, key) for key in ("tta", "compile") if getattr(args, key) is not None
     }
     if args.model is not None:
-        if args.model not in zoo.REPORTS:
-            raise UsageError(
-                f"unknown model {args.model!r}; choose one of: {', '.join(zoo.REPORTS)}."
-            )
         changes["model"] = args.model
     if "lookahead" in changes:
         changes["lookahead"] = _parse_lookahead(changes["lookahead"])
@@ -237,7 +251,7 @@ def resolve_recipe(args: argparse.Namespace, smoke: bool = False) -> Recipe:
 
 def _as_flags(message: str) -> str:
     """A config error worded with the command line's flag name (--weight-decay, ...)."""
-    key = message.split(" ", 1)[0]
+    key = message.split(" ", 1)[0].rstrip(":")
     if key not in CONFIG_FLAGS:
         return message
     return f"--{key.replace('_', '-')}{message[len(key) :]}"
@@ -292,36 +306,14 @@ def _load_data(
                 f"--{flag}-images must be between 1 and {most:,} (CIFAR-10's {flag} set)."
             )
     try:
-        train_data = data.cifar10("train", source=args.data, n=n_train, seed=seed)
+        options = {"seed": seed, "check_counts": args.check_counts}
+        train_data = data.cifar10("train", source=args.data, n=n_train, **options)
         # The same source as the training set ("auto" is resolved, and announced, once).
         source = args.data if train_data.source != "synthetic" else "synthetic"
-        test_data = data.cifar10("test", source=source, n=n_test, seed=seed)
+        test_data = data.cifar10("test", source=source, n=n_test, **options)
     except (data.DataNotFoundError, ValueError) as err:
         raise UsageError(str(err)) from None
     return train_data, test_data
-
-
-def _check_sizes(config: TrainConfig, images: int) -> None:
-    """A batch larger than the training part would leave every epoch empty, and a validation
-    split of no image (or of all) cannot be held out: say so now. The augmentations run once
-    on a dummy batch, so one that cannot work on 32x32 images fails here, not mid-epoch."""
-    held_out = round(images * config.val_split)
-    if config.val_split > 0 and not 0 < held_out < images:
-        raise UsageError(
-            f"--val-split {config.val_split} of {images} images holds out {held_out}: use more "
-            "images or another --val-split."
-        )
-    dummy = torch.zeros(2, 3, 32, 32, dtype=torch.uint8)
-    try:
-        augment.apply_pipeline(augment.build_pipeline(config.augment), dummy)
-    except (TypeError, ValueError) as err:
-        raise UsageError(f"--augment: {err}") from None
-    train_images = images - held_out
-    if config.batch_size > train_images:
-        raise UsageError(
-            f"--batch-size {config.batch_size} is larger than the {train_images} training "
-            "images left after the validation split; lower --batch-size or use more images."
-        )
 
 
 def _smoke_model(model: nn.Module, recipe: Recipe, n_train: int, n_test: int) -> nn.Module:

@@ -245,6 +245,7 @@ def cifar10(
     n: int | None = None,
     seed: int = 0,
     root: str | os.PathLike | None = None,
+    check_counts: bool = True,
 ) -> ImageData:
     """The course's one way to get data: CIFAR-10 ``split`` ("train" or "test") as ImageData.
 
@@ -285,7 +286,9 @@ def cifar10(
     - any other path must be an image folder: a folder or .tar/.tar.gz archive of
       ``train/<class>/<image>`` and ``test/<class>/<image>`` (``load_image_folder``). It has
       no md5 sums to check, so its structure is checked instead: the ten class names, 32x32
-      RGB images, 5,000 / 1,000 images per class. Its first use is announced in one line;
+      RGB images, 5,000 / 1,000 images per class (``check_counts=False`` accepts any
+      number per class, for a folder of your own or a sample). Its first use is announced
+      in one line;
     - a named source that is missing, unreachable, unreadable, malformed or refused raises
       ``DataNotFoundError`` or ``DataCorruptedError`` saying which and what to do: it never
       falls back to another source or to the synthetic stand-in.
@@ -308,7 +311,8 @@ def cifar10(
         return _hub_cifar10(folder, split, n, value)
     if kind == "url":
         return _real_cifar10(folder, split, n)
-    return _from_path(value, named_by, split, n, folder)
+    counts = IMAGE_FOLDER_COUNTS if check_counts else None
+    return _from_path(value, named_by, split, n, folder, counts)
 
 
 def _named_source(source: object) -> tuple[str, str, str] | None:
@@ -424,8 +428,16 @@ def _announce(line: str, key: str | None = None) -> None:
         print(line)
 
 
-def _from_path(text: str, named_by: str, split: str, n: int | None, root: Path) -> ImageData:
-    """CIFAR-10 from a named local path: the official release or an image folder."""
+def _from_path(
+    text: str,
+    named_by: str,
+    split: str,
+    n: int | None,
+    root: Path,
+    expected_counts: Mapping[str, int] | None,
+) -> ImageData:
+    """CIFAR-10 from a named local path: the official release or an image folder (with
+    ``expected_counts`` images per class)."""
     path = Path(text).expanduser()
     if not path.exists():
         if named_by.startswith(SOURCE_ENV):
@@ -439,7 +451,7 @@ def _from_path(text: str, named_by: str, split: str, n: int | None, root: Path) 
         )
     if _is_official_release(path):
         return _real_cifar10(root, split, n, source=str(path))
-    data = load_image_folder(path, split, expected_counts=IMAGE_FOLDER_COUNTS, root=root)
+    data = load_image_folder(path, split, expected_counts=expected_counts, root=root)
     _announce(f"CIFAR-10: {data.provenance}", key=str(path.resolve()))
     return data.subset(n) if n is not None and n < len(data) else data
 
@@ -1037,7 +1049,8 @@ def _check_counts(
     raise DataCorruptedError(
         f"the CIFAR-10 image folder {source} should hold {expected:,} {split} images per class "
         f"({expected * len(CIFAR10_CLASSES):,} in all), but {found}: an incomplete or mixed-up "
-        "copy? Copy it again (load_image_folder's expected_counts= changes the counts expected)."
+        "copy? Copy it again; if it is meant to be smaller, load it with check_counts=False "
+        "(command line: --no-check-counts; load_image_folder: expected_counts=None)."
     )
 
 

@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
+import torch
 from torch import nn
 
+from course_utils import augment as augmentations
 from course_utils import plots, settings, zoo
-from course_utils.config import TrainConfig
+from course_utils.config import ConfigError, TrainConfig, UnknownNameError
 from course_utils.data import ImageData
 from course_utils.loader import DeviceLoader
 from course_utils.train import Evaluation, History, evaluate, fit
@@ -39,6 +41,10 @@ class Recipe:
     model: str
     config: TrainConfig = field(default_factory=TrainConfig)
     source: str = ""
+
+    def __post_init__(self) -> None:
+        if self.model:  # "" when run() is given a built model
+            zoo.check_key(self.model)
 
     def replace(self, **changes: Any) -> Recipe:
         """A copy with TrainConfig fields (or ``model``) changed: ``recipe.replace(epochs=5)``."""
@@ -86,6 +92,11 @@ def run(
         recipe = Recipe(name=name or "custom", model="", config=recipe)
     recipe = recipe.replace(**overrides)
     config = recipe.config
+    _check_data(train_data, test_data)
+    if isinstance(model, str):
+        zoo.check_key(model)
+    pipeline = config.augment if augment is None else augment
+    check_sizes(config, len(train_data), pipeline)
     folder = Path(out) if out is not None else None
     if folder is not None:
         check_output_folder(folder, resume, overwrite, clear=True)
@@ -95,7 +106,6 @@ def run(
         train_part, val_part = train_data.holdout(config.val_split, seed=config.seed)
     else:
         train_part, val_part = train_data, None
-    pipeline = config.augment if augment is None else augment
     train_loader = DeviceLoader(train_part, config.batch_size, augment=pipeline)
     val_loader = DeviceLoader(val_part, config.batch_size, train=False) if val_part else None
     history = fit(
@@ -126,6 +136,45 @@ def run(
     return RunResult(model=network, history=history, test=test, out=folder)
 
 
+def _check_data(train_data: Any, test_data: Any) -> None:
+    """Both sets are ImageData, and the test set is not the training images."""
+    for role, given in (("train_data", train_data), ("test_data", test_data)):
+        if not isinstance(given, ImageData):
+            raise TypeError(
+                f"{role} must be an ImageData (e.g. data.cifar10('train')), got "
+                f"{type(given).__name__}."
+            )
+    if test_data is train_data or test_data.split == "train":
+        raise ValueError(
+            "test_data holds training images: pass the test set (data.cifar10('test')); run "
+            "holds out its own validation split from train_data."
+        )
+
+
+def check_sizes(config: TrainConfig, images: int, augment: Sequence | None = None) -> None:
+    """Raise ConfigError before training when ``config`` cannot work on ``images`` training
+    images: a validation split of none (or all) of them, a batch larger than what is left
+    to train on, or an augmentation (``augment``, else the config's) that cannot run on
+    32x32 images (tried on a dummy batch)."""
+    held_out = round(images * config.val_split)
+    if config.val_split > 0 and not 0 < held_out < images:
+        raise ConfigError(
+            f"val_split {config.val_split} of {images} images holds out {held_out}: use more "
+            "images or another split."
+        )
+    dummy = torch.zeros(2, 3, 32, 32, dtype=torch.uint8)
+    try:
+        pipeline = augmentations.build_pipeline(config.augment if augment is None else augment)
+        augmentations.apply_pipeline(pipeline, dummy)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"augment: {err}") from None
+    if config.batch_size > images - held_out:
+        raise ConfigError(
+            f"batch_size {config.batch_size} is larger than the {images - held_out} training "
+            "images left after the validation split: lower it or use more images."
+        )
+
+
 def check_output_folder(folder: Path, resume: bool, overwrite: bool, clear: bool = False) -> None:
     """Refuse, before any training, an output folder that would lose a user's run: a finished
     run (its history), or an unfinished one's checkpoint when not resuming. With ``overwrite``
@@ -150,6 +199,11 @@ def check_output_folder(folder: Path, resume: bool, overwrite: bool, clear: bool
         raise FileExistsError(
             f"{folder} holds an unfinished run's {FILES['checkpoint']}; add --resume to continue "
             "it, or --overwrite (overwrite=True) to start again."
+        )
+    elif (folder / FILES["curves"]).exists() and not resume:
+        raise FileExistsError(
+            f"{folder} already has a {FILES['curves']} that a run would replace; choose another "
+            "--out, or add --overwrite (overwrite=True) to replace it."
         )
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -325,5 +379,5 @@ RECIPES: dict[str, Recipe] = {
 def get_recipe(name: str) -> Recipe:
     """The preset recipe called ``name``; a KeyError lists the names when it is unknown."""
     if name not in RECIPES:
-        raise KeyError(f"Unknown recipe {name!r}; choose one of: {', '.join(RECIPES)}.")
+        raise UnknownNameError(f"Unknown recipe {name!r}; choose one of: {', '.join(RECIPES)}.")
     return RECIPES[name]

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_utils import params
+from course_utils.config import UnknownNameError
 from course_utils.models import Activation, Bottleneck, ResNet, ResNet9
 
 BUDGET = 5_000_000
@@ -158,9 +159,14 @@ _BUILDERS: dict[str, Callable[[], nn.Module]] = {
 
 def build(key: str) -> nn.Module:
     """A fresh, untrained model of the zoo entry ``key`` (see ``REPORTS`` for the keys)."""
-    if key not in _BUILDERS:
-        raise KeyError(f"Unknown zoo model {key!r}; choose one of: {', '.join(_BUILDERS)}.")
+    check_key(key)
     return _BUILDERS[key]()
+
+
+def check_key(key: str) -> None:
+    """Refuse a name that is not a zoo key, listing the keys (recipes check theirs early)."""
+    if key not in _BUILDERS:
+        raise UnknownNameError(f"Unknown zoo model {key!r}; choose one of: {', '.join(_BUILDERS)}.")
 
 
 _SUDRIK = dict(

@@ -331,3 +331,131 @@ def test_model_and_augmentation_spec_mistakes_are_one_line():
         ResNet([1], [8], num_classes=0)
     with pytest.raises(ValueError, match="needs a 'name' key"):
         augment.build({"size": 3})
+
+
+# --------------------------------------------------------------------------- third pass
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"optimizer": "adam", "optimizer_kwargs": {"betas": [2, 3]}}, "Invalid beta parameter"),
+        ({"optimizer": "adam", "optimizer_kwargs": {"betas": [0.9]}}, "betas must be 2 numbers"),
+        ({"optimizer": "adam", "optimizer_kwargs": {"amsgrad": "yes"}}, "True or False"),
+        ({"schedule_kwargs": {"pct_start": 5}}, "onecycle schedule refuses"),
+        ({"schedule": "plateau", "schedule_kwargs": {"mode": "maxx"}}, "mode maxx"),
+        ({"schedule": "plateau", "schedule_kwargs": {"patience": -1}}, "patience must be"),
+        ({"schedule": "step", "schedule_kwargs": {"milestones": "ab"}}, "milestones must be"),
+        ({"learning_rate": 0.1}, "did you mean lr"),
+    ],
+)
+def test_optimizer_and_schedule_values_torch_refuses_are_config_errors(settings, message):
+    from course_utils.config import ConfigError, TrainConfig
+
+    with pytest.raises(ConfigError, match=message) as caught:
+        TrainConfig(**settings)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_model_with_too_few_classes_is_named_on_the_first_step():
+    from course_utils.train import fit
+
+    loader = DeviceLoader(synthetic_cifar10(64), 32, device="cpu")
+    with pytest.raises(ValueError, match="gives 5 class scores, but the data has 10 classes"):
+        fit(ResNet([1], [4], num_classes=5), loader, epochs=1, progress=False)
+    flat = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10), nn.Unflatten(1, (10, 1)))
+    with pytest.raises(ValueError, match=r"shape \[batch, classes\]"):
+        fit(flat, loader, epochs=1, progress=False)
+
+
+def test_validation_on_training_batches_is_refused():
+    from course_utils.train import evaluate, fit
+
+    data = synthetic_cifar10(64)
+    train_loader = DeviceLoader(data, 32, device="cpu")
+    model = ResNet([1], [4])
+    with pytest.raises(ValueError, match="val_loader is the training loader"):
+        fit(model, train_loader, train_loader, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="val_loader is a training loader"):
+        fit(model, train_loader, DeviceLoader(data, 32, device="cpu"), epochs=1, progress=False)
+    with pytest.raises(ValueError, match="train=False"):
+        evaluate(model, train_loader)
+    with pytest.raises(ValueError, match="test_data holds training images"):
+        recipes.run(recipes.get_recipe("wang"), data, data, model=model, epochs=1)
+
+
+def test_evaluate_and_predict_refuse_arguments_of_the_wrong_kind():
+    from course_utils.train import evaluate, predict
+
+    data = synthetic_cifar10(16)
+    loader = DeviceLoader(data, 8, train=False, device="cpu")
+    model = ResNet([1], [4])
+    with pytest.raises(TypeError, match="tta must be True or False, got 'yes'"):
+        evaluate(model, loader, tta="yes")
+    with pytest.raises(TypeError, match=r"e\.g\. data\.images\[:8\]\), got ImageData"):
+        predict(model, data, loader)
+
+
+def test_a_custom_augmentation_with_one_parameter_is_told_the_signature():
+    with pytest.raises(TypeError, match=r"called as step\(images, generator\)"):
+        DeviceLoader(synthetic_cifar10(64), 32, device="cpu", augment=[lambda images: images])
+
+
+@pytest.mark.parametrize(("device", "message"), [("gpu", "not a device name"), ("cuda:7", "cuda")])
+def test_a_device_that_is_not_here_is_one_line(device, message):
+    if torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a cuda:7")
+    with pytest.raises(ValueError, match=message) as caught:
+        DeviceLoader(synthetic_cifar10(16), 8, device=device)
+    assert "\n" not in str(caught.value)
+
+
+def test_unknown_model_names_are_plain_lines_before_anything_is_built():
+    from course_utils.config import UnknownNameError
+
+    recipe = recipes.get_recipe("wang").replace(batch_size=32)
+    with pytest.raises(UnknownNameError) as caught:
+        recipe.replace(model="nope")
+    assert str(caught.value).startswith("Unknown zoo model 'nope'")  # not quoted by KeyError
+    data = synthetic_cifar10(64)
+    with pytest.raises(UnknownNameError, match="Unknown zoo model 'nope'"):
+        recipes.run(recipe, data, synthetic_cifar10(32, split="test"), model="nope", epochs=1)
+
+
+def test_a_batch_larger_than_the_training_part_is_worded_for_run(tmp_path):
+    from course_utils.config import ConfigError
+
+    data = synthetic_cifar10(64)
+    test = synthetic_cifar10(32, split="test")
+    with pytest.raises(ConfigError, match="batch_size 500 is larger than the 58") as caught:
+        recipes.run(recipes.get_recipe("wang"), data, test, out=tmp_path / "o", batch_size=500)
+    assert "drop_last" not in str(caught.value)
+    assert not (tmp_path / "o").exists()  # refused before the output folder was made
+
+
+def test_a_small_image_folder_trains_with_no_check_counts(tmp_path, capsys):
+    from PIL import Image
+
+    from course_utils.data import CIFAR10_CLASSES
+
+    for split, count in (("train", 4), ("test", 2)):
+        for label, name in enumerate(CIFAR10_CLASSES):
+            folder = tmp_path / "mine" / split / name
+            folder.mkdir(parents=True)
+            for i in range(count):
+                Image.new("RGB", (32, 32), (25 * label, 10 * i, 0)).save(folder / f"{i}.png")
+    base = ["train", "--model", "wang", "--smoke", "--data", str(tmp_path / "mine"),
+            "--batch-size", "8", "--no-progress", "--out", str(tmp_path / "o")]  # fmt: skip
+    code, _, err = run_cli(base, capsys)
+    assert code == 2 and one_line(err) and "--no-check-counts" in err
+    code, out, _ = run_cli([*base, "--no-check-counts"], capsys)
+    assert code == 0 and "40 train" in out
+
+
+def test_a_stray_curves_figure_in_out_is_not_replaced(tmp_path, capsys):
+    out = tmp_path / "x"
+    out.mkdir()
+    (out / "curves.png").write_bytes(b"my own figure")
+    code, _, err = run_cli(["train", "--model", "wang", *T, "--out", str(out)], capsys)
+    assert code == 2 and one_line(err) and "curves.png" in err
+    assert (out / "curves.png").read_bytes() == b"my own figure"
