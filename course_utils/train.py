@@ -159,8 +159,6 @@ def fit(
     and ``on_epoch(epoch, record)``, called after each epoch, which stops the run by
     returning True. Lectures 01-07 train with it.
     """
-    if isinstance(config, dict):
-        config = TrainConfig.from_dict(config)
     if isinstance(optimizer, str):  # a name is the config's field, not a built optimizer
         overrides["optimizer"], optimizer = optimizer, None
     config = _run_config(config, overrides, train_loader, optimizer)
@@ -317,11 +315,17 @@ class _EpochTally:
 
 
 def _run_config(
-    config: TrainConfig | None, overrides: dict, train_loader: Iterable, optimizer: Any
+    config: TrainConfig | dict | None, overrides: dict, train_loader: Iterable, optimizer: Any
 ) -> TrainConfig:
-    """The run's TrainConfig: ``config`` with ``overrides``, and the loader's own batch size
-    and augmentations recorded. Settings that something else decides are refused, not ignored."""
-    config = (config or TrainConfig()).replace(**overrides)
+    """The run's TrainConfig: ``config`` (or a dict of its fields) with ``overrides``, and the
+    loader's own batch size and augmentations recorded. Settings that something else decides
+    are refused, not ignored."""
+    if isinstance(config, dict):
+        config = TrainConfig.from_dict(config)
+    if config is not None and not isinstance(config, TrainConfig):
+        raise TypeError(
+            f"config must be a TrainConfig (or a dict of its fields), got {type(config).__name__}."
+        )
     if optimizer is not None:
         conflicts = [key for key in OPTIMIZER_FIELDS if key in overrides]
         if conflicts:
@@ -329,6 +333,18 @@ def _run_config(
                 f"a ready-built optimizer has its own {', '.join(conflicts)}: set them when you "
                 "build it, or give the optimizer by name (optimizer='adam', lr=...)."
             )
+        defaults = TrainConfig()
+        unused = [
+            f"{key}={getattr(config, key)!r}"
+            for key in OPTIMIZER_FIELDS
+            if config is not None and getattr(config, key) != getattr(defaults, key)
+        ]
+        if unused:  # e.g. a recipe's config with a student's own optimizer: allowed, and said
+            print(
+                "Note: the ready-built optimizer's own settings are used, not the config's "
+                f"{', '.join(unused)}."
+            )
+    config = (config or TrainConfig()).replace(**overrides)
     from_loader = {key: getattr(train_loader, key, None) for key in LOADER_FIELDS}
     for key, value in from_loader.items():
         if key in overrides and value is not None and config.replace(**{key: value}) != config:
@@ -351,6 +367,17 @@ def _check_run_arguments(
     is overwritten, nothing given is silently ignored, and validation is not measured on
     shuffled, augmented training batches."""
     train_loader, val_loader = loaders
+    for role, loader in (("train_loader", train_loader), ("val_loader", val_loader)):
+        if isinstance(loader, (TrainConfig, dict)):
+            raise TypeError(
+                f"{role} got a {type(loader).__name__}: give the config by name, "
+                "fit(model, train_loader, val_loader, config=config)."
+            )
+        if loader is not None and not isinstance(loader, Iterable):
+            raise TypeError(
+                f"{role} must yield (images, labels) batches, e.g. a DeviceLoader; got "
+                f"{type(loader).__name__}."
+            )
     if val_loader is not None and val_loader is train_loader:
         raise ValueError(
             "val_loader is the training loader: validate on held-out images "

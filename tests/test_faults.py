@@ -459,3 +459,20 @@ def test_a_stray_curves_figure_in_out_is_not_replaced(tmp_path, capsys):
     code, _, err = run_cli(["train", "--model", "wang", *T, "--out", str(out)], capsys)
     assert code == 2 and one_line(err) and "curves.png" in err
     assert (out / "curves.png").read_bytes() == b"my own figure"
+
+
+def test_optimizer_settings_beside_a_ready_built_optimizer_are_named(capsys):
+    from course_utils.config import TrainConfig
+    from course_utils.train import fit
+
+    model = ResNet([1], [4])
+    built = torch.optim.Adam(model.parameters(), lr=0.002)
+    loader = DeviceLoader(synthetic_cifar10(64), 32, device="cpu")
+    with pytest.raises(ValueError, match="ready-built optimizer has its own optimizer_kwargs"):
+        fit(model, loader, optimizer=built, optimizer_kwargs={"betas": [0.9, 0.99]})
+    with pytest.raises(TypeError, match="val_loader got a TrainConfig: give the config by name"):
+        fit(model, loader, TrainConfig())
+    history = fit(model, loader, None, TrainConfig(optimizer="adam", lr=0.01), optimizer=built,
+                  epochs=1, progress=False)  # fmt: skip
+    assert "not the config's optimizer='adam', lr=0.01" in capsys.readouterr().out
+    assert history.config["lr"] == 0.002
