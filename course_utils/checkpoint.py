@@ -30,6 +30,10 @@ class CheckpointMismatchError(RuntimeError):
     """The checkpoint's weights do not fit the model (saved from a different architecture)."""
 
 
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (disk full, folder gone); the previous one is kept."""
+
+
 def save_checkpoint(
     path: str | os.PathLike,
     model: nn.Module,
@@ -69,16 +73,30 @@ def atomic_save(obj: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a run killed mid-write
         stale.unlink(missing_ok=True)
-    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp_name = None
     try:
+        handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.chmod(tmp_name, 0o644)  # readable like the run's other files (mkstemp gives 0600)
         with os.fdopen(handle, "wb") as file:
             torch.save(obj, file)
             file.flush()
             os.fsync(file.fileno())
         os.replace(tmp_name, path)
+    except (OSError, RuntimeError) as error:  # torch.save reports a full disk as RuntimeError
+        _remove(tmp_name)
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else "disk full?"
+        raise CheckpointWriteError(
+            f"could not write {path} ({reason}): free some disk space or choose another "
+            "folder; the previous checkpoint, if any, is unchanged."
+        ) from None
     except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
+        _remove(tmp_name)
         raise
+
+
+def _remove(name: str | None) -> None:
+    if name is not None:
+        Path(name).unlink(missing_ok=True)
 
 
 def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
@@ -100,6 +118,10 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
             f"{path} is not a course_utils checkpoint (no format_version entry)."
         )
     version = content["format_version"]
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CheckpointMismatchError(
+            f"{path} is not a course_utils checkpoint (format_version {version!r})."
+        )
     if version != FORMAT_VERSION:
         advice = "update course_utils" if version > FORMAT_VERSION else "train the run afresh"
         raise CheckpointMismatchError(
@@ -112,7 +134,32 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
             f"{path} lacks {', '.join(missing)}: it is not a whole course_utils checkpoint; "
             "train afresh."
         )
+    _check_entries(path, content)
     return content
+
+
+def _check_entries(path: Path, content: dict) -> None:
+    """The entries have their kinds and the weights are finite (``fit`` never saves others):
+    a damaged file is named here, not by a raw error halfway through restoring it."""
+    kinds = {"model": dict, "optimizer": (dict, type(None)), "scheduler": (dict, type(None)),
+             "history": (dict, type(None)), "config": (dict, type(None))}  # fmt: skip
+    wrong = [key for key, kind in kinds.items() if not isinstance(content[key], kind)]
+    epoch = content["epoch"]
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+        wrong.append("epoch")
+    if not wrong and not all(isinstance(t, torch.Tensor) for t in content["model"].values()):
+        wrong.append("model")
+    if wrong:
+        raise CheckpointMismatchError(
+            f"{path} is damaged or not written by course_utils (its {', '.join(wrong)} "
+            "entry is not what a checkpoint holds): move it away and train afresh."
+        )
+    broken = [key for key, t in content["model"].items() if not torch.isfinite(t).all()]
+    if broken:
+        raise CheckpointMismatchError(
+            f"{path} holds non-finite weights (e.g. {broken[0]}), which fit never saves: it is "
+            "damaged; move it away and train afresh."
+        )
 
 
 def restore(content: dict, model: nn.Module, optimizer: Any = None, scheduler: Any = None) -> None:

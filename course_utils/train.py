@@ -571,7 +571,24 @@ def _resume(path: str | os.PathLike, state: dict, history: History) -> int:
         print(f"No checkpoint at {path} yet: starting from scratch.")
         return 0
     saved = ckpt.read_checkpoint(path, map_location=settings.model_device(state["model"]))
+    try:
+        return _continue(path, saved, state, history)
+    except ckpt.CheckpointMismatchError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as error:
+        first_line = (str(error).splitlines() or [""])[0]
+        raise ckpt.CheckpointMismatchError(
+            f"{path} is damaged or was not written by fit ({type(error).__name__}: "
+            f"{first_line}); move it away and train afresh."
+        ) from None
+
+
+def _continue(path: str | os.PathLike, saved: dict, state: dict, history: History) -> int:
+    """``_resume`` once the file is read: compare the saved run with this one, then restore
+    the history, weights, optimizer, schedule and random states."""
     planned, before = saved["config"], saved["history"]
+    if set(planned) != set(history.config) or not isinstance(planned["epochs"], int):
+        raise ValueError("its config is not a whole TrainConfig")
     changed = [
         f"{key}: {planned.get(key)!r} -> {value!r}"
         for key, value in history.config.items()
@@ -605,12 +622,14 @@ def _resume(path: str | os.PathLike, state: dict, history: History) -> int:
             f"schedule, whose shape depends on the number of epochs, so it cannot be extended "
             f"to {epochs}; train a new run with epochs={epochs}."
         )
+    restored = History.from_dict(saved["history"])  # before any weight is touched
+    if len(restored.epochs) != saved["epoch"]:
+        raise ValueError(f"epoch {saved['epoch']} but {len(restored.epochs)} epochs recorded")
     ckpt.restore(saved, state["model"], state["optimizer"], state["schedule"])
     extra = saved["extra"] or {}
     for key in ("loader", "ema", "scaler"):
         if key in extra and state[key] is not None and hasattr(state[key], "load_state_dict"):
             state[key].load_state_dict(extra[key])
-    restored = History.from_dict(saved["history"])
     history.epochs, history.step_lr, history.step_loss = (
         restored.epochs,
         restored.step_lr,
