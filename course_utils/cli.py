@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -23,8 +25,8 @@ import pandas as pd
 from torch import nn
 
 from course_utils import data, params, settings, sweep, zoo
-from course_utils.checkpoint import CheckpointMismatchError
-from course_utils.config import ConfigError, defaults
+from course_utils.checkpoint import CheckpointMismatchError, CheckpointWriteError
+from course_utils.config import MAX_SEED, ConfigError, defaults
 from course_utils.models import ResNet, ResNet9
 from course_utils.recipes import (
     FILES,
@@ -108,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--train-images", type=int, help="use only the first N training images")
     train.add_argument("--test-images", type=int, help="use only the first N test images")
     train.add_argument("--smoke", action="store_true", help="tiny data, epochs and model (CI)")
-    train.add_argument("--out", type=Path, help="output folder (default runs/<name>)")
+    train.add_argument("--out", type=_folder, help="output folder (default runs/<name>)")
     train.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
     train.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     train.add_argument("--budget", type=int, help="refuse models with this many parameters or more")
@@ -117,9 +119,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _folder(text: str) -> Path:
+    """An output folder flag: ``~`` expanded, an empty value refused (it would mean here)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("give a folder name (an empty one would mean here)")
+    return Path(text).expanduser()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     args = build_parser().parse_args(argv)
+    # A SIGTERM (a job scheduler's stop, `kill`) ends the run like Ctrl-C: said, and resumable.
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if on_main_thread else None
     try:
         if args.command == "zoo":
             return show_zoo()
@@ -129,13 +141,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(
-            "\nInterrupted. Finished epochs are in the checkpoint: add --resume to the same "
-            "command to continue.",
-            file=sys.stderr,
-        )
+    except KeyboardInterrupt:  # before training started (while loading data, say)
+        print("\nInterrupted: nothing was saved.", file=sys.stderr)
         return 130
+    finally:
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def show_zoo() -> int:
@@ -207,11 +222,22 @@ def train(args: argparse.Namespace) -> int:
         )
     except CheckpointMismatchError as err:  # found before the first step: a usage mistake
         raise UsageError(str(err)) from None
-    except TrainingDiverged as err:
+    except (TrainingDiverged, CheckpointWriteError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"\n{_interrupted(out / FILES['checkpoint'], args.overwrite)}", file=sys.stderr)
+        return 130
     _print_summary(result, out, time.perf_counter() - started)
     return 0
+
+
+def _interrupted(checkpoint: Path, overwrite: bool) -> str:
+    """What a Ctrl-C during training left, and the command that continues it."""
+    if not checkpoint.is_file():
+        return "Interrupted before the first epoch finished: nothing was saved; run it again."
+    how = "replace --overwrite with --resume" if overwrite else "add --resume to the same command"
+    return f"Interrupted. The finished epochs are in {checkpoint}: {how} to continue."
 
 
 def resolve_recipe(args: argparse.Namespace, smoke: bool = False) -> Recipe:
@@ -294,17 +320,25 @@ def _format_flag(key: str, value: object) -> str:
     return str(value)
 
 
+def _image_count(split: str, given: int | None, smoke: bool) -> int | None:
+    """How many images of ``split`` to use: ``--{split}-images`` (checked against CIFAR-10's
+    size), else the smoke size in smoke mode, else None (all)."""
+    most, smoke_size = {"train": (50_000, SMOKE_TRAIN_IMAGES), "test": (10_000, SMOKE_TEST_IMAGES)}[
+        split
+    ]
+    if given is not None and not 1 <= given <= most:
+        raise UsageError(
+            f"--{split}-images must be between 1 and {most:,} (CIFAR-10's {split} set)."
+        )
+    return smoke_size if smoke and given is None else given
+
+
 def _load_data(
     args: argparse.Namespace, smoke: bool, seed: int
 ) -> tuple[data.ImageData, data.ImageData]:
     """The training and test sets (first N images when asked, or smoke-sized)."""
-    n_train = SMOKE_TRAIN_IMAGES if smoke and args.train_images is None else args.train_images
-    n_test = SMOKE_TEST_IMAGES if smoke and args.test_images is None else args.test_images
-    for flag, n, most in (("train", n_train, 50_000), ("test", n_test, 10_000)):
-        if n is not None and not 1 <= n <= most:
-            raise UsageError(
-                f"--{flag}-images must be between 1 and {most:,} (CIFAR-10's {flag} set)."
-            )
+    n_train = _image_count("train", args.train_images, smoke)
+    n_test = _image_count("test", args.test_images, smoke)
     try:
         options = {"seed": seed, "check_counts": args.check_counts}
         train_data = data.cifar10("train", source=args.data, n=n_train, **options)
@@ -423,6 +457,12 @@ def _add_sweep_parser(commands, shown: dict) -> None:
         default = _format_flag(key, shown[key])
         command.add_argument(f"--{key.replace('_', '-')}", type=kind, help=f"{text} [{default}]")
     command.add_argument("--data", default="auto", help="auto, cifar10, synthetic, or a path")
+    command.add_argument(
+        "--check-counts",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="an image folder must hold CIFAR-10's 5,000/1,000 images per class (off: any number)",
+    )
     command.add_argument("--train-images", type=int, help="use only the first N training images")
     command.add_argument("--smoke", action="store_true", help="tiny data, epochs and model (CI)")
     command.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -435,8 +475,11 @@ def run_sweep(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     if args.trials < 1:
         raise UsageError("--trials must be at least 1.")
+    if args.sampler_seed is not None and not 0 <= args.sampler_seed <= MAX_SEED:
+        raise UsageError(f"--sampler-seed must be between 0 and {MAX_SEED}.")
     smoke = args.smoke or settings.SMOKE
     recipe = resolve_recipe(args, smoke)
+    n_train = _image_count("train", args.train_images, smoke)
     try:
         sweep.require_optuna()
     except sweep.SweepError as err:
@@ -445,7 +488,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         storage = sweep.open_storage(args.storage)
     except sweep.SweepError as err:
         raise UsageError(f"--storage: {err}") from None
-    train_data = _load_train_data(args, smoke, recipe.config.seed)
+    train_data = _load_train_data(args, n_train, recipe.config.seed)
     settings.seed_everything(recipe.config.seed)
     model = zoo.build(recipe.model)
     if smoke:
@@ -479,14 +522,13 @@ def run_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_train_data(args: argparse.Namespace, smoke: bool, seed: int) -> data.ImageData:
-    """The training set only (first N images when asked, or smoke-sized): a sweep chooses
-    on its validation split and never opens the test set."""
-    n_train = args.train_images or (SMOKE_TRAIN_IMAGES if smoke else None)
-    if n_train is not None and n_train < 1:
-        raise UsageError("--train-images must be at least 1.")
+def _load_train_data(args: argparse.Namespace, n_train: int | None, seed: int) -> data.ImageData:
+    """The training set only (its first ``n_train`` images): a sweep chooses on its
+    validation split and never opens the test set."""
     try:
-        return data.cifar10("train", source=args.data, n=n_train, seed=seed)
+        return data.cifar10(
+            "train", source=args.data, n=n_train, seed=seed, check_counts=args.check_counts
+        )
     except (data.DataNotFoundError, ValueError) as err:
         raise UsageError(str(err)) from None
 

@@ -20,6 +20,10 @@ PRECISIONS = settings.PRECISIONS
 capability 8.0 and newer), fp16 with a gradient scaler on older GPUs (T4, V100), fp32 on a CPU."""
 
 
+MAX_SEED = 2**32 - 1
+"""The largest seed NumPy accepts (``seed_everything`` seeds NumPy too)."""
+
+
 class ConfigError(ValueError):
     """A training setting that cannot work, reported in one line that names the setting."""
 
@@ -106,7 +110,7 @@ class TrainConfig:
         _check_number("weight_decay", self.weight_decay, low=0)
         _check_int("epochs", self.epochs, low=1)
         _check_int("batch_size", self.batch_size, low=1)
-        _check_int("seed", self.seed, low=0)
+        _check_int("seed", self.seed, low=0, high=MAX_SEED)
         _check_number("label_smoothing", self.label_smoothing, low=0, high=1)
         _check_number("mixup", self.mixup, low=0)
         _check_number("val_split", self.val_split, low=0, high=1)
@@ -243,6 +247,8 @@ def _check_number(
         raise ConfigError(f"{name} must be {span}, got {value!r}.")
 
 
-def _check_int(name: str, value: Any, low: int) -> None:
+def _check_int(name: str, value: Any, low: int, high: int | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise ConfigError(f"{name} must be a whole number >= {low}, got {value!r}.")
+    if high is not None and value > high:
+        raise ConfigError(f"{name} must be at most {high}, got {value!r}.")

@@ -20,6 +20,7 @@ from torch import nn
 
 from course_utils import augment as augmentations
 from course_utils import plots, settings, zoo
+from course_utils.checkpoint import CheckpointMismatchError
 from course_utils.config import ConfigError, TrainConfig, UnknownNameError
 from course_utils.data import ImageData
 from course_utils.loader import DeviceLoader
@@ -100,6 +101,8 @@ def run(
     folder = Path(out) if out is not None else None
     if folder is not None:
         check_output_folder(folder, resume, overwrite, clear=True)
+    if resume and folder is not None and (folder / FILES["history"]).is_file():
+        _check_same_test_set(folder / FILES["history"], test_data)
     settings.seed_everything(config.seed)  # before the model is built: the seed sets its init
     network = model if isinstance(model, nn.Module) else zoo.build(model or recipe.model)
     if config.val_split > 0:
@@ -122,8 +125,7 @@ def run(
     test_loader = DeviceLoader(test_data, config.batch_size, train=False)
     test = evaluate(network, test_loader, tta=config.tta)
     history.test = {
-        "split": test_data.split,
-        "images": len(test_data),
+        **_test_set(test_data),
         "loss": test.loss,
         "accuracy": test.accuracy,
         "tta": config.tta,
@@ -134,6 +136,26 @@ def run(
         plots.save_figure(figure, folder / FILES["curves"])
         plt.close(figure)
     return RunResult(model=network, history=history, test=test, out=folder)
+
+
+def _test_set(test_data: ImageData) -> dict:
+    """What identifies the test set in ``History.test``."""
+    return {"split": test_data.split, "images": len(test_data), "provenance": test_data.provenance}
+
+
+def _check_same_test_set(history_file: Path, test_data: ImageData) -> None:
+    """Resuming a finished run rewrites its test result: only on the same test set."""
+    tested = History.load(history_file).test or {}
+    changed = [
+        f"{key}: {tested[key]!r} -> {value!r}"
+        for key, value in _test_set(test_data).items()
+        if key in tested and tested[key] != value
+    ]
+    if changed:
+        raise CheckpointMismatchError(
+            f"{history_file} was tested on another test set ({'; '.join(changed)}); resuming "
+            "would replace its result: resume with the same test images."
+        )
 
 
 def _check_data(train_data: Any, test_data: Any) -> None:
@@ -185,6 +207,12 @@ def check_output_folder(folder: Path, resume: bool, overwrite: bool, clear: bool
         )
     if folder.exists() and not folder.is_dir():
         raise FileExistsError(f"--out {folder} is a file, not a folder: choose another --out.")
+    for name in FILES.values():
+        if (folder / name).is_dir():
+            raise FileExistsError(
+                f"{folder / name} is a folder, where a run writes its {name}: move it away or "
+                "choose another --out."
+            )
     finished = (folder / FILES["history"]).is_file()
     started = (folder / FILES["checkpoint"]).is_file()
     if overwrite:
