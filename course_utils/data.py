@@ -11,6 +11,7 @@ images in ``train/<class>/`` and ``test/<class>/`` (``load_image_folder``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -337,9 +338,12 @@ def _named_source(source: object) -> tuple[str, str, str] | None:
 
 def _classify(text: str, named_by: str) -> tuple[str, str, str]:
     """What a named source is: the Hub (hf://), a URL or a path; see ``cifar10``."""
+    from course_utils import hub
+
+    if text == "hub":  # the same word as source="hub"
+        return "hub", hub.HUB_REVISION, named_by
     if not text.startswith(HUB_SCHEME):
         return ("url" if _is_url(text) else "path"), text, named_by
-    from course_utils import hub
 
     repository, _, revision = text.removeprefix(HUB_SCHEME).partition("@")
     if repository.strip("/") != hub.HUB_REPO:
@@ -358,11 +362,13 @@ def _first_available(
 
     # 1. Already on disk: the official release (a copy from the Hub verified earlier is
     # its cache, which load_hub reads before it goes online).
+    damaged = ""  # a damaged copy on disk, named again in the final error
     if _on_disk(folder):
         try:
             return _real_cifar10(folder, split, n, download=False)
         except DataCorruptedError as error:
-            print(f"CIFAR-10: {str(error).rstrip('.')}; trying the other sources.")
+            damaged = str(error).split(". ")[0].rstrip(".")
+            print(f"CIFAR-10: {damaged}; trying the other sources.")
         except DataNotFoundError:
             pass  # e.g. only the other split's cache is there
     # 2. The Hugging Face Hub mirror, verified against the official release.
@@ -391,6 +397,8 @@ def _first_available(
         problem = "no internet"
     else:
         problem = f"{hub_problem} and the official server cannot be reached"
+    if damaged:
+        problem = f"{damaged}; {problem}"
     if not fallback:
         raise DataNotFoundError(_missing_message(folder, problem))
     # 4. source="auto" only: the synthetic stand-in.
@@ -583,10 +591,13 @@ def _source_batches(source: str) -> Path | None:
 
 
 def _missing_message(root: Path, reason: str) -> str:
+    # "cifar10" is a source keyword; a folder of that name is only used when named as a path.
+    here = Path("cifar10")
+    hint = f" (for the folder {here.resolve()}, give its path: ./cifar10)" if here.exists() else ""
     return (
         f"CIFAR-10 is not available in {root} ({reason}): place {TARBALL} in {root}, set "
         f"{SOURCE_ENV} to a mirror URL or a local copy of the tarball, or use the synthetic "
-        "stand-in with cifar10(split, source='synthetic')."
+        f"stand-in with cifar10(split, source='synthetic'){hint}."
     )
 
 
@@ -616,7 +627,7 @@ def _obtain_tarball(root: Path, source: str, download: bool) -> Path:
             "copy) and run again to download."
         )
     if not download:
-        raise DataNotFoundError(_missing_message(root, "nothing on disk and download=False"))
+        raise DataNotFoundError(_missing_message(root, f"no {TARBALL} on disk"))
     _download(source, root)
     return local
 
@@ -734,8 +745,9 @@ def _write_npz(cache: Path, **arrays) -> None:
             np.savez(file, **arrays)
         os.replace(partial, cache)
     except OSError as error:
-        partial.unlink(missing_ok=True)
-        print(f"Could not write the cache {cache} ({error}); loading will stay slower.")
+        with contextlib.suppress(OSError):  # a read-only folder cannot hold the partial file either
+            partial.unlink(missing_ok=True)
+        print(f"Could not write the cache {cache} ({error.strerror}); loading will stay slower.")
 
 
 # --------------------------------------------------------------------------- image folders
@@ -1011,6 +1023,9 @@ def _build_split(
             f"the CIFAR-10 image folder {source} has class folders {folders} that are not "
             f"CIFAR-10 classes; the ten must be named {', '.join(CIFAR10_CLASSES)}."
         )
+    for group in files.values():  # a stray README is named, not counted as an image
+        for image in group:
+            _image_kind(source, image)
     counts = [len(files.get(name, ())) for name in CIFAR10_CLASSES]
     _check_counts(source, split, counts, expected_counts)
     ordered = sorted(
@@ -1067,20 +1082,24 @@ def _quiet_image_io() -> Iterator[None]:
         yield
 
 
+def _image_kind(source: Path, image: _ImageFile) -> str:
+    """The file's format, "JPEG" or "PNG", from its first bytes; any other file is an error."""
+    if image.content.startswith(_JPEG_MAGIC):
+        return "JPEG"
+    if image.content.startswith(_PNG_MAGIC):
+        return "PNG"
+    raise DataCorruptedError(
+        f"{image.where} in the CIFAR-10 image folder {source} is not a PNG or JPEG "
+        f"image ({len(image.content):,} bytes); replace it or copy the folder again."
+    )
+
+
 def _decode_images(source: Path, files: list[_ImageFile]) -> tuple[np.ndarray, str]:
     """Decode image files into one uint8 array [N, 3, 32, 32], JPEG files in batched calls.
     Raises DataCorruptedError naming the first file that is not a 32x32 RGB PNG or JPEG."""
-    jpeg, png = [], []
-    for index, image in enumerate(files):
-        if image.content.startswith(_JPEG_MAGIC):
-            jpeg.append(index)
-        elif image.content.startswith(_PNG_MAGIC):
-            png.append(index)
-        else:
-            raise DataCorruptedError(
-                f"{image.where} in the CIFAR-10 image folder {source} is not a PNG or JPEG "
-                f"image ({len(image.content):,} bytes); replace it or copy the folder again."
-            )
+    kinds = [_image_kind(source, image) for image in files]
+    jpeg = [index for index, kind in enumerate(kinds) if kind == "JPEG"]
+    png = [index for index, kind in enumerate(kinds) if kind == "PNG"]
     images = np.empty((len(files), 3, 32, 32), dtype=np.uint8)
     with _quiet_image_io():
         for start in range(0, len(jpeg), DECODE_CHUNK):

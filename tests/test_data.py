@@ -230,7 +230,7 @@ def test_offline_with_nothing_on_disk_says_what_to_do(tmp_path, fake_cifar, monk
     for hint in (data.TARBALL, str(root), data.SOURCE_ENV, "source='synthetic'"):
         assert hint in message
     assert caught.value.__suppress_context__  # no urllib traceback chained underneath
-    with pytest.raises(DataNotFoundError, match="download=False"):
+    with pytest.raises(DataNotFoundError, match="no cifar-10-python.tar.gz on disk"):
         load_cifar10(root, train=True, download=False)
 
 

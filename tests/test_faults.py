@@ -105,13 +105,41 @@ def test_an_out_that_cannot_hold_a_run_is_refused_before_training(tmp_path, caps
         assert out.read_text() == "my notes"
 
 
-def test_ctrl_c_says_how_to_resume(monkeypatch, tmp_path, capsys):
+@pytest.mark.parametrize("saved", [False, True])
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_ctrl_c_says_what_was_saved_and_how_to_resume(
+    monkeypatch, tmp_path, capsys, saved, overwrite
+):
+    out = tmp_path / "x"
+
     def interrupted(*args, **kwargs):
+        if saved:  # an epoch finished before the interrupt
+            (out / "checkpoint.pt").write_bytes(b"epoch 1")
         raise KeyboardInterrupt
 
     monkeypatch.setattr(cli, "run", interrupted)
+    argv = ["train", "--model", "wang", *T, "--out", str(out), *(["--overwrite"] * overwrite)]
+    code, _, err = run_cli(argv, capsys)
+    assert code == 130 and one_line(err)
+    if not saved:
+        assert "nothing was saved" in err and "--resume" not in err
+    elif overwrite:
+        assert "replace --overwrite with --resume" in err
+    else:
+        assert "add --resume to the same command" in err
+
+
+def test_sigterm_ends_a_run_like_ctrl_c(monkeypatch, tmp_path, capsys):
+    import signal
+
+    def terminated(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(cli, "run", terminated)
+    before = signal.getsignal(signal.SIGTERM)
     code, _, err = run_cli(["train", "--model", "wang", *T, "--out", str(tmp_path / "x")], capsys)
-    assert code == 130 and "--resume" in err and "Traceback" not in err
+    assert code == 130 and "Interrupted" in err
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler is put back
 
 
 def test_a_model_over_the_budget_is_named(tmp_path, capsys, monkeypatch):
@@ -476,3 +504,172 @@ def test_optimizer_settings_beside_a_ready_built_optimizer_are_named(capsys):
                   epochs=1, progress=False)  # fmt: skip
     assert "not the config's optimizer='adam', lr=0.01" in capsys.readouterr().out
     assert history.config["lr"] == 0.002
+
+
+# --------------------------------------------------------------------------- fourth pass: CLI
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--seed", str(2**32)], "--seed must be at most 4294967295"),
+        (["sweep", "--trials", "1", "--sampler-seed", "-1"], "--sampler-seed must be between"),
+        (["sweep", "--trials", "1", "--train-images", "0"], "--train-images must be between 1"),
+        (["sweep", "--trials", "1", "--train-images", str(10**7)], "between 1 and 50,000"),
+    ],
+)
+def test_seeds_and_image_counts_out_of_range_are_one_line(tmp_path, capsys, argv, message):
+    command, *rest = argv
+    if command == "train":
+        place = [*T, "--out", str(tmp_path / "o")]
+    else:  # a sweep never opens the test set, so it has no --test-images
+        place = [*T[:3], *T[7:], "--storage", f"sqlite:///{tmp_path / 's.db'}"]
+    code, _, err = run_cli([command, "--model", "wang", *place, *rest], capsys)
+    assert code == 2 and one_line(err) and message in err, err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "s.db").exists()
+
+
+@pytest.mark.parametrize("name", ["history.json", "checkpoint.pt", "curves.png"])
+def test_a_folder_where_a_run_writes_a_file_is_refused_before_training(tmp_path, capsys, name):
+    out = tmp_path / "x"
+    (out / name).mkdir(parents=True)
+    code, stdout, err = run_cli(["train", "--model", "wang", *T, "--out", str(out)], capsys)
+    assert code == 2 and one_line(err) and f"{name} is a folder" in err
+    assert "epoch" not in stdout
+
+
+def test_an_empty_out_is_refused_and_a_tilde_is_expanded(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(["train", "--model", "wang", *T, "--out", ""], capsys)
+    assert code == 2 and "give a folder name" in err and not any(tmp_path.iterdir())
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    code, _, _ = run_cli(["train", "--model", "wang", "--epochs", "1", *T, "--out=~/x"], capsys)
+    assert code == 0 and (tmp_path / "home" / "x" / "history.json").is_file()
+    assert not (tmp_path / "~").exists()
+
+
+def test_a_full_disk_while_saving_is_one_line_and_keeps_the_last_checkpoint(
+    tmp_path, capsys, monkeypatch
+):
+    import errno
+
+    from course_utils import checkpoint
+
+    out = tmp_path / "x"
+    base = ["train", "--model", "wang", "--schedule", "constant", *T, "--out", str(out)]
+    assert run_cli([*base, "--epochs", "1"], capsys)[0] == 0
+    kept = (out / "checkpoint.pt").read_bytes()
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(checkpoint.torch, "save", full)
+    code, _, err = run_cli([*base, "--epochs", "2", "--resume"], capsys)
+    assert code == 1 and one_line(err) and "No space left on device" in err
+    assert (out / "checkpoint.pt").read_bytes() == kept
+    assert not list(out.glob(".checkpoint.pt.*"))  # no temporary file left behind
+
+
+def test_checkpoints_are_readable_like_the_other_files(tmp_path):
+    from course_utils.checkpoint import save_checkpoint
+
+    path = save_checkpoint(tmp_path / "c.pt", ResNet([1], [4]))
+    assert path.stat().st_mode & 0o044 == 0o044
+
+
+def _saved_run(tmp_path, capsys):
+    out = tmp_path / "x"
+    base = ["train", "--model", "wang", "--schedule", "constant", *T, "--out", str(out)]
+    assert run_cli([*base, "--epochs", "1"], capsys)[0] == 0
+    return out, base
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        {"format_version": "2"},
+        {"config": None},
+        {"history": None},
+        {"epoch": -1},
+        {"model": None},
+        {"history.run": None},
+        {"history.format_version": 1},
+        {"history.extra": 1},
+        {"config.epochs": None},
+        {"rng": 5},
+        {"extra": {"loader": {"nonsense": 1}}},
+        {"nan weights": None},
+    ],
+    ids=lambda damage: next(iter(damage)),
+)
+def test_a_damaged_checkpoint_is_one_line_of_ours(tmp_path, capsys, damage):
+    out, base = _saved_run(tmp_path, capsys)
+    (out / "history.json").unlink()  # as if the run had been interrupted after epoch 1
+    saved = torch.load(out / "checkpoint.pt", weights_only=True)
+    for key, value in damage.items():
+        if key == "nan weights":
+            weight = next(k for k, t in saved["model"].items() if t.is_floating_point())
+            saved["model"][weight] = torch.full_like(saved["model"][weight], float("nan"))
+        elif "." in key:
+            entry, field = key.split(".")
+            saved[entry] = {**saved[entry], field: value}
+        else:
+            saved[key] = value
+    torch.save(saved, out / "checkpoint.pt")
+    code, _, err = run_cli([*base, "--epochs", "2", "--resume"], capsys)
+    assert code == 2 and one_line(err), err
+    assert "weights_only" not in err and ("damaged" in err or "not a course_utils" in err)
+
+
+def test_resuming_a_finished_run_on_another_test_set_is_refused(tmp_path, capsys):
+    out, base = _saved_run(tmp_path, capsys)
+    before = (out / "history.json").read_text()
+    code, _, err = run_cli([*base, "--epochs", "1", "--test-images", "32", "--resume"], capsys)
+    assert code == 2 and one_line(err) and "images: 64 -> 32" in err
+    assert (out / "history.json").read_text() == before
+
+
+# --------------------------------------------------------------------------- fourth pass: data
+
+
+def test_a_stray_text_file_in_a_class_folder_is_named(tmp_path):
+    from PIL import Image
+
+    from course_utils.data import CIFAR10_CLASSES, DataCorruptedError, load_image_folder
+
+    for name in CIFAR10_CLASSES:
+        (tmp_path / "f" / "train" / name).mkdir(parents=True)
+        Image.new("RGB", (32, 32)).save(tmp_path / "f" / "train" / name / "0.png")
+    (tmp_path / "f" / "train" / "cat" / "README.txt").write_text("notes")
+    with pytest.raises(DataCorruptedError, match="train/cat/README.txt .* is not a PNG or JPEG"):
+        load_image_folder(tmp_path / "f", expected_counts=None, root=tmp_path / "cache")
+
+
+def test_a_cache_folder_that_cannot_be_written_only_slows_loading(tmp_path, capsys):
+    from PIL import Image
+
+    from course_utils.data import CIFAR10_CLASSES, load_image_folder
+
+    for name in CIFAR10_CLASSES:
+        (tmp_path / "f" / "train" / name).mkdir(parents=True)
+        Image.new("RGB", (32, 32)).save(tmp_path / "f" / "train" / name / "0.png")
+    (tmp_path / "a file").write_text("not a folder")
+    data = load_image_folder(tmp_path / "f", expected_counts=None, root=tmp_path / "a file")
+    assert len(data) == 10 and "Could not write the cache" in capsys.readouterr().out
+
+
+def test_cifar10_source_hub_means_the_hub_as_the_argument_does(monkeypatch):
+    from course_utils import data, hub
+
+    monkeypatch.setenv(data.SOURCE_ENV, "hub")
+    assert data._named_source("auto")[:2] == ("hub", hub.HUB_REVISION)
+
+
+def test_a_folder_called_cifar10_is_pointed_at_when_the_keyword_finds_nothing(
+    tmp_path, monkeypatch
+):
+    from course_utils import data
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cifar10").mkdir()
+    assert "give its path: ./cifar10" in data._missing_message(tmp_path, "no internet")
