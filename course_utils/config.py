@@ -9,7 +9,9 @@ recipes themselves read their defaults from here and nowhere else.
 from __future__ import annotations
 
 import difflib
+import json
 import math
+import numbers
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -73,32 +75,54 @@ class TrainConfig:
                 f"augment must be a list of augmentations ([] for none), got {self.augment!r}."
             )
         for name in ("optimizer_kwargs", "schedule_kwargs"):
-            if not isinstance(getattr(self, name), dict):
-                raise ConfigError(
-                    f"{name} must be a dict of arguments, got {getattr(self, name)!r}."
-                )
+            kwargs = getattr(self, name)
+            if not isinstance(kwargs, dict) or not all(isinstance(key, str) for key in kwargs):
+                raise ConfigError(f"{name} must be a dict of arguments by name, got {kwargs!r}.")
+        for f in fields(self):  # NumPy numbers (np.int64(32)) become Python's, for JSON
+            value = getattr(self, f.name)
+            if isinstance(value, numbers.Number) and not isinstance(value, (bool, int, float)):
+                plain = int(value) if isinstance(value, numbers.Integral) else float(value)
+                object.__setattr__(self, f.name, plain)
         # Lists (e.g. from JSON) become tuples, so equal configs compare equal.
         object.__setattr__(self, "augment", tuple(self.augment))
         self.validate()
 
-    def replace(self, **changes: Any) -> TrainConfig:
+    def __hash__(self) -> int:
+        return hash(json.dumps(self.to_dict(), sort_keys=True, default=repr))
+
+    def replace(self, *positional: Any, **changes: Any) -> TrainConfig:
         """A checked copy with some fields changed; an unknown field name is an error."""
+        if positional:
+            raise TypeError(
+                "replace takes settings by name: config.replace(lr=0.05), or "
+                "config.replace(**changes) for a dict."
+            )
         _refuse_unknown(changes)
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """The settings as plain values (``History.config``, checkpoints, JSON files)."""
+        """The settings as plain values (``History.config``, checkpoints, JSON files); an
+        augmentation object is recorded by its spec, a function by its qualified name."""
         values = asdict(self)
-        values["augment"] = list(self.augment)
+        values["augment"] = [
+            spec if isinstance(spec, (str, dict)) else augment.describe([spec])[0]
+            for spec in self.augment
+        ]
         return values
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """Rebuild a config from :meth:`to_dict`'s output (or any dict of its fields)."""
+        if not isinstance(values, dict):
+            raise TypeError(
+                f"from_dict takes a dict of TrainConfig fields, got {type(values).__name__}."
+            )
         return cls().replace(**values)
 
     def differences(self, other: TrainConfig) -> list[str]:
         """``"name: mine -> other's"`` for every field where the two configs differ."""
+        if not isinstance(other, TrainConfig):
+            raise TypeError(f"differences compares two TrainConfigs, got {type(other).__name__}.")
         mine, theirs = self.to_dict(), other.to_dict()
         return [
             f"{key}: {mine[key]!r} -> {theirs[key]!r}" for key in mine if mine[key] != theirs[key]
@@ -127,8 +151,8 @@ class TrainConfig:
         self._check_schedule()
         try:
             optim.check_values(
-                self.optimizer, self.optimizer_kwargs, self.schedule, self.schedule_kwargs,
-                self.epochs,
+                self.optimizer, self.lr, self.weight_decay, self.momentum, self.optimizer_kwargs,
+                self.schedule, self.schedule_kwargs, self.epochs,
             )  # fmt: skip
         except ValueError as err:
             raise ConfigError(str(err)) from None

@@ -67,10 +67,10 @@ class Lookahead(Optimizer):
             raise TypeError(f"Lookahead wraps a torch optimizer, got {type(base).__name__}.")
         if isinstance(base, Lookahead):
             raise TypeError("This optimizer is already a Lookahead; wrap the base optimizer once.")
-        if k < 1:
-            raise ValueError(f"Lookahead needs k >= 1 fast steps per slow step, got k={k}.")
-        if not 0.0 < alpha <= 1.0:
-            raise ValueError(f"Lookahead's alpha must lie in (0, 1], got {alpha}.")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"Lookahead needs k >= 1 fast steps per slow step, got k={k!r}.")
+        if not (_is_number(alpha) and 0.0 < alpha <= 1.0):
+            raise ValueError(f"Lookahead's alpha must lie in (0, 1], got {alpha!r}.")
         # Optimizer.__init__ sets up the hooks that schedulers and profilers expect; the
         # groups it copies are then replaced by the base optimizer's, shared, not copied.
         super().__init__([dict(group) for group in base.param_groups], base.defaults)
@@ -176,9 +176,19 @@ def make_optimizer(
     """
     if name not in OPTIMIZER_CLASSES:
         raise ValueError(f"Unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}.")
-    if lr <= 0 or weight_decay < 0:
+    if not (_is_number(lr) and lr > 0 and _is_number(weight_decay) and weight_decay >= 0):
         raise ValueError(
-            f"lr must be positive and weight_decay not negative, got {lr} and {weight_decay}."
+            f"lr must be a positive number and weight_decay a number >= 0, got {lr!r} and "
+            f"{weight_decay!r}."
+        )
+    if momentum is not None and not (_is_number(momentum) and 0 <= momentum < 1):
+        raise ValueError(f"momentum must be a number in [0, 1), got {momentum!r}.")
+    if lookahead is not None and (
+        not isinstance(lookahead, dict) or set(lookahead) != {"k", "alpha"}
+    ):
+        raise ValueError(
+            f"lookahead takes a dict of k and alpha, e.g. {{'k': 5, 'alpha': 0.5}}; got "
+            f"{lookahead!r}."
         )
     unknown = sorted(set(kwargs) - accepted_kwargs(name))
     if unknown:
@@ -238,6 +248,9 @@ _TRIAL_STEPS = 1009  # steps per epoch of the trial schedule in check_values (an
 
 def check_values(
     optimizer: str,
+    lr: float,
+    weight_decay: float,
+    momentum: float | None,
     optimizer_kwargs: dict[str, Any],
     schedule: str,
     schedule_kwargs: dict[str, Any],
@@ -252,10 +265,11 @@ def check_values(
     refused = (TypeError, ValueError, IndexError, ArithmeticError)
     try:
         weight = torch.zeros(1, requires_grad=True)
-        trial = make_optimizer(optimizer, [weight], 0.1, 0.0, **optimizer_kwargs)
+        trial = make_optimizer(optimizer, [weight], lr, weight_decay, momentum, **optimizer_kwargs)
     except refused as error:
         raise ValueError(
-            f"{optimizer} refuses optimizer_kwargs {optimizer_kwargs}: {error}"
+            f"{optimizer} cannot be built with lr {lr}, weight_decay {weight_decay}, momentum "
+            f"{momentum} and optimizer_kwargs {optimizer_kwargs}: {error}"
         ) from None
     try:
         make_scheduler(schedule, trial, epochs, _TRIAL_STEPS, **schedule_kwargs)
@@ -268,7 +282,9 @@ def check_values(
 def _check_types(target: Callable[..., Any], kwargs: dict[str, Any], owner: str) -> None:
     """Each keyword argument must have its default's kind: True/False for a flag, a finite
     number for a number, as many numbers for a tuple (betas)."""
-    defaults = {name: p.default for name, p in inspect.signature(target).parameters.items()}
+    parameters = inspect.signature(target).parameters
+    defaults = {name: p.default for name, p in parameters.items()}
+    annotations = {name: p.annotation for name, p in parameters.items()}
     for key, value in kwargs.items():
         default = defaults.get(key)
         if isinstance(default, bool):
@@ -281,10 +297,15 @@ def _check_types(target: Callable[..., Any], kwargs: dict[str, Any], owner: str)
             ok = ok and all(_is_number(v) for v in value)
         elif isinstance(default, str):
             wanted, ok = "a string", isinstance(value, str)
+        elif default is None and str(annotations.get(key)) in _OPTIONAL_FLAG:  # foreach, fused
+            wanted, ok = "True, False or None", value is None or isinstance(value, bool)
         else:
             continue
         if not ok:
             raise ValueError(f"{owner} {key} must be {wanted}, got {value!r}.")
+
+
+_OPTIONAL_FLAG = {"bool | None", "Optional[bool]", "typing.Optional[bool]"}
 
 
 def _is_number(value: Any) -> bool:
@@ -311,6 +332,12 @@ def _step_schedule(
         raise ValueError(
             f"milestones must be a list of epochs (whole numbers >= 1), got {milestones!r}."
         )
+    if milestones is not None and max(milestones, default=0) > epochs:
+        raise ValueError(
+            f"milestones {milestones} lie beyond the {epochs} epochs: they never fire."
+        )
+    if gamma <= 0:
+        raise ValueError(f"gamma multiplies the rate and must be > 0, got {gamma}.")
     milestones = milestones or sorted({max(1, epochs // 2), max(1, epochs * 3 // 4)})
     return Schedule(MultiStepLR(optimizer, milestones, gamma=gamma), per_step=False, name="step")
 
@@ -319,6 +346,11 @@ def _cosine_schedule(
     optimizer: Optimizer, epochs: int, steps_per_epoch: int, eta_min: float = 0.0
 ) -> Schedule:
     """A half cosine from the rate down to ``eta_min`` over every step of the run."""
+    lowest = min(group["lr"] for group in optimizer.param_groups)
+    if not 0 <= eta_min <= lowest:
+        raise ValueError(
+            f"eta_min is the final rate and must be in [0, lr={lowest}], got {eta_min}."
+        )
     scheduler = CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch, eta_min=eta_min)
     return Schedule(scheduler, per_step=True, name="cosine")
 
@@ -334,6 +366,11 @@ def _onecycle_schedule(
     final_div_factor: float = 1e4,
 ) -> Schedule:
     """Warm up to the rate over ``pct_start`` of the steps, then anneal to almost zero."""
+    if cycle_momentum and not _has_momentum(optimizer):
+        raise ValueError(
+            "cycle_momentum=True needs an optimizer with momentum (momentum, nesterov or an "
+            "Adam-style one); this one has none to cycle."
+        )
     total = epochs * steps_per_epoch
     if pct_start * total == 1:  # torch's OneCycleLR would divide by zero on its first step
         raise ValueError(
@@ -366,6 +403,11 @@ def _plateau_schedule(
     """Cut the rate by ``factor`` when the validation accuracy stalls for ``patience`` epochs."""
     if patience < 0:
         raise ValueError(f"patience must be a number of epochs >= 0, got {patience}.")
+    if mode != "max":  # fit steps it with the validation accuracy: higher is better
+        raise ValueError(
+            f"the plateau schedule watches the validation accuracy, so mode must be 'max', "
+            f"got {mode!r}."
+        )
     scheduler = ReduceLROnPlateau(
         optimizer, mode=mode, factor=factor, patience=patience, min_lr=min_lr
     )
@@ -415,13 +457,12 @@ def clip_gradients(
 ) -> torch.Tensor | None:
     """Clip gradients in place: each entry to [-value, value], then the total norm to ``norm``
     (``wang`` clipped by value 0.1). Returns the total norm before norm clipping, else None."""
+    for name, limit in (("value", value), ("norm", norm)):
+        if limit is not None and not (_is_number(limit) and limit > 0):
+            raise ValueError(f"Clipping {name} must be a positive number, got {limit!r}.")
     params = [p for p in _as_params(model) if p.grad is not None]
     if value is not None:
-        if value <= 0:
-            raise ValueError(f"Clipping value must be positive, got {value}.")
         nn.utils.clip_grad_value_(params, value)
     if norm is not None:
-        if norm <= 0:
-            raise ValueError(f"Clipping norm must be positive, got {norm}.")
         return nn.utils.clip_grad_norm_(params, norm)
     return None

@@ -64,7 +64,7 @@ def test_optimizer_errors_are_clear_and_nothing_is_dropped():
     params = [nn.Parameter(torch.zeros(2))]
     with pytest.raises(ValueError, match="adadelta"):
         make_optimizer("adamax", params, lr=0.1, weight_decay=0.0)
-    with pytest.raises(ValueError, match="lr must be positive"):
+    with pytest.raises(ValueError, match="lr must be a positive number"):
         make_optimizer("sgd", params, lr=-0.1, weight_decay=0.0)
     with pytest.raises(ValueError, match="adam takes no momentum"):
         make_optimizer("adam", params, lr=0.1, weight_decay=0.0, momentum=0.5)
