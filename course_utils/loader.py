@@ -9,7 +9,9 @@ augmentations from ``course_utils.augment`` (lecture 01), then normalises them.
 
 from __future__ import annotations
 
+import hashlib
 import math
+import numbers
 from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
@@ -50,8 +52,7 @@ def normalize(
             f"normalize expects a batch of images [B, C, H, W], got shape {list(images.shape)}; "
             "for a single image use image.unsqueeze(0)."
         )
-    if not isinstance(std, Tensor) and min(std) <= 0:  # host values: checked without a sync
-        raise ValueError(f"std must be positive in every channel, got {list(std)}.")
+    _check_statistics(mean, std)
     channels = images.shape[1]
     mean = torch.as_tensor(mean, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
     std = torch.as_tensor(std, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
@@ -63,6 +64,29 @@ def normalize(
     if images.dtype == torch.uint8:
         mean, std = 255 * mean, 255 * std
     return images.to(torch.float32, copy=True).sub_(mean).div_(std)
+
+
+def _check_statistics(mean: Sequence[float] | Tensor, std: Sequence[float] | Tensor) -> None:
+    """Host values (tensors are left alone: checking them would sync a GPU) must be one
+    finite number per channel in [0, 1] units, like CIFAR10_MEAN and CIFAR10_STD."""
+    for name, values in (("mean", mean), ("std", std)):
+        if isinstance(values, Tensor):
+            continue
+        if (
+            isinstance(values, (str, bytes))
+            or not isinstance(values, Sequence)
+            or not all(isinstance(v, numbers.Real) and math.isfinite(v) for v in values)
+        ):
+            raise ValueError(
+                f"{name} must be one finite number per channel, e.g. CIFAR10_{name.upper()}; "
+                f"got {values!r}."
+            )
+        positive = name == "std"  # a std of 0 would divide by zero
+        if not all((v > 0 if positive else v >= 0) and v <= 1 for v in values):
+            raise ValueError(
+                f"{name} must be in [0, 1] units (pixel / 255){', above 0,' * positive} in "
+                f"every channel, got {list(values)}; divide 0-255 statistics by 255."
+            )
 
 
 class DeviceLoader:
@@ -95,8 +119,18 @@ class DeviceLoader:
             )
         defaults = TrainConfig()
         batch_size = defaults.batch_size if batch_size is None else batch_size
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
             raise ValueError(f"batch_size must be a whole number >= 1, got {batch_size!r}.")
+        batch_size = int(batch_size)  # a NumPy integer too
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be a whole number >= 1, got {batch_size!r}.")
+        for name, flag in (("train", train), ("drop_last", drop_last)):
+            if not isinstance(flag, bool) and not (name == "drop_last" and flag is None):
+                raise TypeError(f"{name} must be True or False, got {flag!r}.")
+        if not train and drop_last:
+            raise ValueError(
+                "an evaluation loader (train=False) keeps every image: drop drop_last=True."
+            )
         self.drop_last = train if drop_last is None else drop_last
         if self.drop_last and len(data) < batch_size:
             raise ValueError(
@@ -122,6 +156,7 @@ class DeviceLoader:
         self.source = data.source
         self.split = data.split
         self.provenance = data.provenance
+        _check_statistics(mean, std)
         self.mean = tuple(float(value) for value in mean)
         self.std = tuple(float(value) for value in std)
         # On the device once: building them from tuples every batch would copy and sync.
@@ -130,6 +165,7 @@ class DeviceLoader:
         normalize(self.images[:1], self.mean, self.std)  # check mean and std now, not mid-epoch
         self.seed = 0
         self.epoch = 0
+        self._fingerprint: str | None = None
         self.generator = torch.Generator(device=self.device)
 
     @property
@@ -149,8 +185,21 @@ class DeviceLoader:
             f"batch_size={self.batch_size}, {len(self)} batches, {mode}, device={self.device})"
         )
 
+    @property
+    def fingerprint(self) -> str:
+        """A short digest of the images and labels in their order (``fit`` records it, so a
+        resume on other images of the same size is refused)."""
+        if self._fingerprint is None:
+            sums = self.images.reshape(self.num_images, -1).sum(1, dtype=torch.int64)
+            digest = hashlib.sha1(self.labels.cpu().numpy().tobytes())
+            digest.update(sums.cpu().numpy().tobytes())
+            self._fingerprint = digest.hexdigest()[:12]
+        return self._fingerprint
+
     def set_seed(self, seed: int) -> None:
         """Draw every epoch's shuffle and augmentation from ``seed`` (``fit`` calls this)."""
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+            raise ValueError(f"seed must be a whole number in [0, 2**32), got {seed!r}.")
         self.seed = seed
 
     def set_epoch(self, epoch: int) -> None:
@@ -163,6 +212,10 @@ class DeviceLoader:
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         """Restore ``state_dict()``: the next ``iter()`` continues where that run stopped."""
+        if not isinstance(state, dict) or set(state) != {"epoch", "seed"}:
+            raise ValueError(
+                f"a DeviceLoader state is {{'epoch': ..., 'seed': ...}}, got {state!r}."
+            )
         self.epoch, self.seed = int(state["epoch"]), int(state["seed"])
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:

@@ -53,6 +53,8 @@ def check_device(device: torch.device | str) -> torch.device:
         raise ValueError(
             f"device {device!r} is not a device name: use 'cpu', 'cuda' (or 'cuda:0') or 'mps'."
         ) from None
+    if device.type == "meta":
+        raise ValueError("device 'meta' holds no data: use 'cpu', 'cuda' or 'mps'.")
     here = {
         "cuda": torch.cuda.is_available(),
         "mps": getattr(torch.backends, "mps", None) is not None

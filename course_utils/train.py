@@ -10,6 +10,7 @@ Every setting comes from a ``config.TrainConfig``.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import math
@@ -28,7 +29,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from course_utils import checkpoint as ckpt
-from course_utils import settings
+from course_utils import checks, settings
 from course_utils.config import ConfigError, TrainConfig
 from course_utils.loader import normalize
 from course_utils.mixup import Mixer, mixed_accuracy, mixed_loss
@@ -50,6 +51,8 @@ HISTORY_FORMAT = 2
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
 OPTIMIZER_FIELDS = ("optimizer", "lr", "weight_decay", "momentum", "optimizer_kwargs", "lookahead")
 LOADER_FIELDS = ("batch_size", "augment")  # a loader's own settings, recorded from it
+RUN_IDENTITY = ("model", "parameters", "architecture", "train_images", "data", "loss", "mixer")
+"""What a resumed run must share with the saved one, besides its config."""
 
 
 class TrainingDiverged(RuntimeError):
@@ -161,8 +164,13 @@ def fit(
     """
     if isinstance(optimizer, str):  # a name is the config's field, not a built optimizer
         overrides["optimizer"], optimizer = optimizer, None
+    checks.check_model(model)
+    checks.check_loaders(train_loader, val_loader)
     config = _run_config(config, overrides, train_loader, optimizer)
-    _check_run_arguments(config, (train_loader, val_loader), checkpoint, resume, mixer, on_epoch)
+    checks.check_run_arguments(
+        config, overrides, checkpoint=checkpoint, resume=resume, loss=loss, mixer=mixer,
+        on_epoch=on_epoch, progress=progress,
+    )  # fmt: skip
     settings.seed_everything(config.seed)
     if hasattr(train_loader, "set_seed"):
         train_loader.set_seed(config.seed)  # one seed for the shuffle and augmentation too
@@ -175,7 +183,7 @@ def fit(
         config.optimizer, model, config.lr, config.weight_decay, config.momentum,
         config.lookahead, **config.optimizer_kwargs,
     )  # fmt: skip
-    history = _new_history(name, config, model, (train_loader, val_loader), mixer)
+    history = _new_history(name, config, model, (train_loader, val_loader), (loss, mixer))
     history.run |= {"device": str(device), "precision": precision, "channels_last": channels_last}
     if ready_built:  # before the schedule sets its own starting rate
         _record_optimizer(history, optimizer)
@@ -183,8 +191,16 @@ def fit(
     schedule = make_scheduler(
         config.schedule, optimizer, config.epochs, steps, **config.schedule_kwargs
     )
-    criterion = loss or nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    mixer = mixer or (Mixer("mixup", config.mixup) if config.mixup else None)
+    criterion = (
+        checks.checked_loss(loss)
+        if loss
+        else nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    )
+    mixer = (
+        checks.checked_mixer(mixer)
+        if mixer
+        else (Mixer("mixup", config.mixup) if config.mixup else None)
+    )
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     averaged = _ema(model, config.ema)
     forward = _compiled(model, config.compile, device)
@@ -211,7 +227,7 @@ def fit(
                 with torch.autocast(device.type, autocast_dtype, enabled=autocast_on):
                     logits = forward(x)
                     if not tally.batch_sizes:  # each epoch's first step
-                        _check_outputs(logits, y, train_loader)
+                        _check_output(y, logits, train_loader, loss is None)
                     step_loss = mixed_loss(criterion, logits, y, y_mixed, lam)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(step_loss).backward()
@@ -237,7 +253,7 @@ def fit(
             bar.set_postfix(_postfix(record))
             if checkpoint is not None:
                 _save(checkpoint, epoch + 1, state, history)
-            if on_epoch is not None and on_epoch(epoch + 1, record):
+            if checks.stop_requested(on_epoch, epoch + 1, record):
                 break
     if averaged is not None:
         # Hand back the averaged weights: they are what the history's val numbers measured.
@@ -346,6 +362,14 @@ def _run_config(
             )
     config = (config or TrainConfig()).replace(**overrides)
     from_loader = {key: getattr(train_loader, key, None) for key in LOADER_FIELDS}
+    if not hasattr(train_loader, "augment"):  # e.g. a DataLoader: its dataset's transforms
+        if "augment" in overrides:
+            raise ConfigError(
+                f"augment cannot be applied by a {type(train_loader).__name__}: put the "
+                "augmentations in its dataset's transform, or use a DeviceLoader(augment=...)."
+            )
+        loader_class = type(train_loader)
+        from_loader["augment"] = (f"{loader_class.__module__}.{loader_class.__qualname__}",)
     for key, value in from_loader.items():
         if key in overrides and value is not None and config.replace(**{key: value}) != config:
             raise ConfigError(
@@ -355,84 +379,11 @@ def _run_config(
     return config.replace(**{key: value for key, value in from_loader.items() if value is not None})
 
 
-def _check_run_arguments(
-    config: TrainConfig,
-    loaders: tuple[Iterable, Iterable | None],
-    checkpoint: Any,
-    resume: bool,
-    mixer: Any,
-    on_epoch: Any,
-) -> None:
-    """Refuse run-time arguments that cannot work, before any training: nothing a user made
-    is overwritten, nothing given is silently ignored, and validation is not measured on
-    shuffled, augmented training batches."""
-    train_loader, val_loader = loaders
-    for role, loader in (("train_loader", train_loader), ("val_loader", val_loader)):
-        if isinstance(loader, (TrainConfig, dict)):
-            raise TypeError(
-                f"{role} got a {type(loader).__name__}: give the config by name, "
-                "fit(model, train_loader, val_loader, config=config)."
-            )
-        if loader is not None and not isinstance(loader, Iterable):
-            raise TypeError(
-                f"{role} must yield (images, labels) batches, e.g. a DeviceLoader; got "
-                f"{type(loader).__name__}."
-            )
-    if val_loader is not None and val_loader is train_loader:
-        raise ValueError(
-            "val_loader is the training loader: validate on held-out images "
-            "(train, val = data.holdout(0.1); DeviceLoader(val, train=False))."
-        )
-    _check_evaluation_loader(val_loader, "val_loader")
-    if resume and checkpoint is None:
-        raise ValueError("resume=True needs checkpoint=<path> to resume from.")
-    if checkpoint is not None and Path(checkpoint).is_dir():
-        raise ValueError(f"checkpoint={checkpoint} is a folder: give a file path, e.g. run.pt.")
-    if checkpoint is not None and Path(checkpoint).exists() and not resume:
-        raise FileExistsError(
-            f"{checkpoint} already exists: pass resume=True to continue that run, or choose "
-            "another checkpoint path (nothing was overwritten)."
-        )
-    if mixer is not None and config.mixup:
-        raise ConfigError(
-            f"mixer= and mixup={config.mixup} both mix batches: give one (mixup=alpha is "
-            "plain mixup; mixer= takes a Mixer such as Mixer('cutmix', 1.0))."
-        )
-    if on_epoch is not None and not callable(on_epoch):
-        raise TypeError(f"on_epoch must be a function (epoch, record) -> bool, got {on_epoch!r}.")
-
-
-def _check_evaluation_loader(loader: Any, role: str) -> None:
-    """An evaluation measures the images as they are: a training loader (train=True)
-    shuffles, augments and drops the last batch, so its numbers would be off."""
-    if getattr(loader, "train", False) is True:
-        raise ValueError(
-            f"{role} is a training loader (train=True: shuffled, augmented, last batch "
-            "dropped); evaluate on DeviceLoader(data, train=False)."
-        )
-
-
-def _check_outputs(logits: Any, y: torch.Tensor, loader: Iterable) -> None:
-    """The first step's model output must be one score per class for each image: a wrong
-    head is one clear error here (on a GPU a label beyond it is an opaque device assert)."""
-    if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or len(logits) != len(y):
-        got = list(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-        raise ValueError(
-            f"The model must return class scores of shape [batch, classes] ([{len(y)}, ...]), "
-            f"got {got}: end forward() with a linear layer on the flattened features."
-        )
-    classes = getattr(loader, "classes", None)
-    if classes:
-        needed = len(classes)
-        wrong = logits.shape[1] != needed
-    else:  # no class names: the labels must at least fit
-        needed = int(y.max()) + 1
-        wrong = logits.shape[1] < needed
-    if wrong:
-        raise ValueError(
-            f"The model gives {logits.shape[1]} class scores, but the data has {needed} "
-            f"classes: build it with num_classes={needed} (one output per class)."
-        )
+def _check_output(y, logits, loader: Iterable, default_loss: bool) -> None:
+    """The checks of ``checks`` on a step's output (each epoch's first step)."""
+    checks.check_logits(logits, y, getattr(loader, "classes", None), training=True)
+    if default_loss:
+        checks.check_not_probabilities(logits)
 
 
 def _own_optimizer(optimizer: Optimizer | None, model: nn.Module) -> Optimizer | None:
@@ -459,19 +410,23 @@ def _new_history(
     config: TrainConfig,
     model: nn.Module,
     loaders: tuple[Iterable, Iterable | None],
-    mixer: Callable | None,
+    custom: tuple[Callable | None, Callable | None],
 ) -> History:
-    """An empty History carrying the config, the model and data it trains, the split its
-    val_* numbers come from, and a mixer given by hand (the config has only mixup's alpha)."""
+    """An empty History carrying the config, the model and data it trains (with fingerprints
+    of its layers and images, so a resume can tell a changed run), the split its val_*
+    numbers come from, and a loss or mixer given by hand (the config has neither)."""
     train_loader, val_loader = loaders
+    loss, mixer = custom
     run = {
         "model": type(model).__name__,
         "parameters": count_parameters(model),
+        "architecture": hashlib.sha1(repr(model).encode()).hexdigest()[:12],
         "train_images": getattr(train_loader, "num_images", None)
         or _length(getattr(train_loader, "dataset", None)),
+        "data": getattr(train_loader, "fingerprint", None),
+        "loss": repr(loss) if loss is not None else None,
+        "mixer": (getattr(mixer, "__qualname__", None) or repr(mixer)) if mixer else None,
     }
-    if mixer is not None:
-        run["mixer"] = getattr(mixer, "__qualname__", None) or repr(mixer)
     return History(
         name=name or type(model).__name__,
         config=config.to_dict(),
@@ -525,9 +480,17 @@ def _postfix(record: dict) -> dict:
 
 
 def _batches(loader: Iterable) -> Iterator:
-    """The loader's batches; only the first ``settings.MAX_STEPS`` when that is set, for a
-    dry run of a full-size lecture on a machine too slow to train it."""
-    return itertools.islice(loader, settings.MAX_STEPS or None)
+    """The loader's (images, labels) batches; only the first ``settings.MAX_STEPS`` when that
+    is set, for a dry run of a full-size lecture on a machine too slow to train it."""
+    for index, batch in enumerate(itertools.islice(loader, settings.MAX_STEPS or None)):
+        if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+            raise TypeError(
+                f"a loader must yield (images, labels) pairs, got a {type(batch).__name__}"
+                f"{f' of {len(batch)}' if isinstance(batch, (tuple, list)) else ''}."
+            )
+        if index == 0:  # one look per pass at what the loader yields
+            checks.check_batch(*batch)
+        yield batch
 
 
 def _save(path: str | os.PathLike, epochs_done: int, state: dict, history: History) -> None:
@@ -594,11 +557,12 @@ def _continue(path: str | os.PathLike, saved: dict, state: dict, history: Histor
         for key, value in history.config.items()
         if key != "epochs" and planned.get(key) != value
     ]
-    changed += [  # the run's name, model and data must be the saved run's too
+    changed += [  # the run's name, model, data, loss and mixer must be the saved run's too
+        f"{key} changed" if key in ("architecture", "data") else
         f"{key}: {before['run'].get(key)!r} -> {value!r}"
         for key, value in history.run.items()
-        if key in ("model", "parameters", "train_images") and before["run"].get(key) != value
-    ]
+        if key in RUN_IDENTITY and before["run"].get(key) != value
+    ]  # fmt: skip
     changed += [
         f"{key}: {before.get(key)!r} -> {getattr(history, key)!r}"
         for key in ("name", "source", "provenance")
@@ -661,6 +625,8 @@ class Evaluation:
 
     def most_confident_mistakes(self, k: int = 8) -> torch.Tensor:
         """Indices of the ``k`` wrong predictions made with the highest confidence (lecture 06)."""
+        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+            raise ValueError(f"k is a number of images (a whole number >= 0), got {k!r}.")
         wrong = (self.predictions != self.targets).nonzero().flatten()
         order = self.confidences[wrong].argsort(descending=True)
         return wrong[order[:k]]
@@ -681,7 +647,11 @@ def evaluate(
     tta = defaults.tta if tta is None else tta
     if not isinstance(tta, bool):
         raise TypeError(f"tta must be True or False, got {tta!r}.")
-    _check_evaluation_loader(loader, "evaluate's loader")
+    if num_classes is not None and (not isinstance(num_classes, int) or num_classes < 1):
+        raise ValueError(f"num_classes must be a whole number >= 1, got {num_classes!r}.")
+    checks.check_model(model, training=False)
+    checks.check_loader(loader, "evaluate's loader")
+    checks.check_evaluation_loader(loader, "evaluate's loader")
     device = settings.model_device(model)
     precision, _ = settings.choose_precision(device, precision or defaults.precision)
     was_training = model.training
@@ -700,12 +670,12 @@ def evaluate(
     log_probs = torch.cat(log_probs).cpu()
     targets = torch.cat(targets).cpu()
     classes = getattr(loader, "classes", None)
+    told = "num_classes=" if num_classes else "the data has "
     num_classes = num_classes or (len(classes) if classes else log_probs.shape[1])
     if int(targets.max()) >= num_classes or log_probs.shape[1] != num_classes:
         raise ValueError(
-            f"The model gives {log_probs.shape[1]} class scores, but the data has "
-            f"{num_classes} classes (labels up to {int(targets.max())}): give the model one "
-            "output per class."
+            f"The model gives {log_probs.shape[1]} class scores, but {told}{num_classes} "
+            f"classes (labels up to {int(targets.max())}): every label needs its class score."
         )
     predictions = log_probs.argmax(dim=1)
     confusion = torch.bincount(
@@ -727,7 +697,11 @@ def evaluate(
 def _log_probabilities(model: nn.Module, x: torch.Tensor, tta: bool) -> torch.Tensor:
     """Log-softmax of the model's outputs (float32); with ``tta``, of the average of the
     softmax of ``x`` and of its horizontal mirror."""
-    log_p = F.log_softmax(model(x).float(), dim=1)
+    scores = model(x)
+    if not isinstance(scores, torch.Tensor) or scores.dim() != 2:
+        got = list(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
+        raise ValueError(f"The model must return class scores [batch, classes], got {got}.")
+    log_p = F.log_softmax(scores.float(), dim=1)
     if not tta:
         return log_p
     log_p_flipped = F.log_softmax(model(x.flip(3)).float(), dim=1)
@@ -755,6 +729,11 @@ def predict(
     if not (hasattr(loader, "mean") and hasattr(loader, "std")):
         raise TypeError("predict needs the loader the model was trained with (its mean and std).")
     batch = images.unsqueeze(0) if images.dim() == 3 else images
+    if batch.dim() != 4 or (batch.shape[1] != 3 and batch.shape[-1] == 3):
+        raise ValueError(
+            f"predict takes images [N, 3, H, W] (or one [3, H, W]), got {list(images.shape)}; "
+            "for colours last use images.permute(0, 3, 1, 2)."
+        )
     device = settings.model_device(model)
     x = normalize(batch.to(device), loader.mean, loader.std)
     was_training = model.training

@@ -346,7 +346,7 @@ def test_evaluate_confusion_and_per_class_accuracy(loaders):
 
 def test_evaluate_refuses_empty_loaders_and_wrong_class_counts(loaders):
     _, test = loaders
-    with pytest.raises(ValueError, match="yielded no batch"):
+    with pytest.raises(ValueError, match="has no batch"):
         evaluate(tiny_model(), [])
     five_classes = ResNet([1], [8], num_classes=5)
     with pytest.raises(ValueError, match="5 class scores, but the data has 10 classes"):
