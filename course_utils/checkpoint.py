@@ -50,7 +50,15 @@ def save_checkpoint(
     ``history`` and ``config`` must be plain dicts; ``extra`` holds any other plain state
     (e.g. a loader's or an EMA model's). Returns the path written.
     """
-    path = Path(path)
+    path = Path(path).expanduser()
+    if hasattr(history, "to_dict"):  # a History: stored as its plain dict
+        history = history.to_dict()
+    broken = [name for name, t in model.state_dict().items() if not torch.isfinite(t).all()]
+    if broken:
+        raise ValueError(
+            f"{len(broken)} weight or BatchNorm tensor(s) are not finite (e.g. {broken[0]}): "
+            "a checkpoint of a diverged model could not be resumed; nothing was written."
+        )
     content = {
         "format_version": FORMAT_VERSION,
         "epoch": int(epoch),
@@ -103,7 +111,9 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
     """The checkpoint at ``path`` as a dict (``epoch``, ``model``, ``history``, ``config``,
     ``rng``, ``extra``...), after checking that it is one of ours, of this format. A damaged
     or foreign file gets one line of its own (it is never loaded with weights_only=False)."""
-    path = Path(path)
+    path = Path(path).expanduser()
+    if isinstance(map_location, (str, torch.device)):
+        map_location = settings.check_device(map_location)
     if not path.is_file():
         raise FileNotFoundError(f"No checkpoint at {path}: check the path or train without resume.")
     try:
@@ -164,13 +174,21 @@ def _check_entries(path: Path, content: dict) -> None:
 
 def restore(content: dict, model: nn.Module, optimizer: Any = None, scheduler: Any = None) -> None:
     """Put a checkpoint's weights (and optimizer/scheduler state when given) into the objects;
-    :class:`CheckpointMismatchError` when the weights do not fit ``model``."""
+    :class:`CheckpointMismatchError` when the weights, the optimizer's kind or the schedule's
+    kind do not fit (checked before anything is loaded)."""
+    if not isinstance(content, dict) or not isinstance(content.get("model"), dict):
+        raise TypeError("restore takes a checkpoint dict (read_checkpoint's) with its model.")
     check_compatible(model.state_dict(), content["model"], source="the checkpoint")
+    saved_optimizer, saved_schedule = content.get("optimizer"), content.get("scheduler")
+    if optimizer is not None and saved_optimizer is not None:
+        _check_same_kind(optimizer.state_dict(), saved_optimizer, "optimizer")
+    if scheduler is not None and saved_schedule is not None:
+        _check_same_kind(scheduler.state_dict(), saved_schedule, "learning-rate schedule")
     model.load_state_dict(content["model"])
-    if optimizer is not None and content["optimizer"] is not None:
-        optimizer.load_state_dict(content["optimizer"])
-    if scheduler is not None and content["scheduler"] is not None:
-        scheduler.load_state_dict(content["scheduler"])
+    if optimizer is not None and saved_optimizer is not None:
+        optimizer.load_state_dict(saved_optimizer)
+    if scheduler is not None and saved_schedule is not None:
+        scheduler.load_state_dict(saved_schedule)
     if content.get("rng") is not None:
         restore_rng_state(content["rng"])
 
@@ -189,6 +207,10 @@ def load_checkpoint(
     ``averaged=True`` loads the EMA weights of a run trained with ``ema`` (the weights its
     validation and test numbers measured) instead of the raw ones. Lecture 06 reloads its
     capstone this way."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(
+            f"load_checkpoint loads into a model (nn.Module), got {type(model).__name__}."
+        )
     content = read_checkpoint(path, map_location or settings.model_device(model))
     if averaged:
         ema = (content.get("extra") or {}).get("ema")
@@ -200,6 +222,21 @@ def load_checkpoint(
         content = {**content, "model": weights}
     restore(content if rng else {**content, "rng": None}, model, optimizer, scheduler)
     return content
+
+
+def _check_same_kind(mine: dict, saved: dict, what: str) -> None:
+    """The saved state has the entries this object's state has (Adam's betas are not in an
+    SGD state, a Lookahead state is not a plain optimizer's, a cosine's not a one-cycle's)."""
+    if "param_groups" in mine:  # an optimizer: compare the settings in its first group
+        mine = mine["param_groups"][0] if mine["param_groups"] else {}
+        groups = saved.get("param_groups") if isinstance(saved, dict) else None
+        saved = groups[0] if groups else {}
+    missing = sorted(set(mine) - set(saved) - {"params", "initial_lr", "max_lr", "min_lr"})
+    if missing:
+        raise CheckpointMismatchError(
+            f"the checkpoint's {what} state is of another kind (it lacks {', '.join(missing)}): "
+            f"build the same {what} it was saved with, or load only the weights."
+        )
 
 
 def check_compatible(expected: dict, saved: dict, source: str = "the checkpoint") -> None:

@@ -44,6 +44,13 @@ class Recipe:
     source: str = ""
 
     def __post_init__(self) -> None:
+        if isinstance(self.config, dict):
+            object.__setattr__(self, "config", TrainConfig.from_dict(self.config))
+        if not isinstance(self.config, TrainConfig):
+            raise TypeError(
+                f"a Recipe's config must be a TrainConfig (or a dict of its fields), got "
+                f"{type(self.config).__name__}."
+            )
         if self.model:  # "" when run() is given a built model
             zoo.check_key(self.model)
 
@@ -87,41 +94,63 @@ def run(
     With ``out``, history, checkpoint and curves are saved there; a finished run already in
     ``out`` is never overwritten unless ``overwrite=True``.
     """
+    if isinstance(recipe, str):
+        recipe = get_recipe(recipe)
     if isinstance(recipe, TrainConfig):
         if model is None:
             raise ValueError("run(TrainConfig(...)) needs model=: a zoo key or your nn.Module.")
         recipe = Recipe(name=name or "custom", model="", config=recipe)
+    if not isinstance(recipe, Recipe):
+        raise TypeError(
+            f"run takes a Recipe, a recipe name ({', '.join(RECIPES)}) or a TrainConfig, got "
+            f"{type(recipe).__name__}."
+        )
     recipe = recipe.replace(**overrides)
     config = recipe.config
     _check_data(train_data, test_data)
     if isinstance(model, str):
         zoo.check_key(model)
+    elif model is not None and not callable(model):
+        raise TypeError(
+            f"model must be a zoo key, an nn.Module or a function that builds one, got "
+            f"{type(model).__name__}."
+        )
     pipeline = config.augment if augment is None else augment
     check_sizes(config, len(train_data), pipeline)
-    folder = Path(out) if out is not None else None
+    if out is not None and not isinstance(out, (str, os.PathLike)):
+        raise TypeError(f"out must be a folder path, got {type(out).__name__}.")
+    folder = Path(out).expanduser() if out is not None else None
     if folder is not None:
-        check_output_folder(folder, resume, overwrite, clear=True)
+        check_output_folder(folder, resume, overwrite)
     if resume and folder is not None and (folder / FILES["history"]).is_file():
         _check_same_test_set(folder / FILES["history"], test_data)
     settings.seed_everything(config.seed)  # before the model is built: the seed sets its init
-    network = model if isinstance(model, nn.Module) else zoo.build(model or recipe.model)
+    network = _build_network(model, recipe.model)
     if config.val_split > 0:
         train_part, val_part = train_data.holdout(config.val_split, seed=config.seed)
     else:
         train_part, val_part = train_data, None
     train_loader = DeviceLoader(train_part, config.batch_size, augment=pipeline)
     val_loader = DeviceLoader(val_part, config.batch_size, train=False) if val_part else None
-    history = fit(
-        network,
-        train_loader,
-        val_loader,
-        config,
-        checkpoint=folder / FILES["checkpoint"] if folder is not None else None,
-        resume=resume,
-        progress=progress,
-        name=name or recipe.name,
-        on_epoch=on_epoch,
-    )
+    replaced = _set_aside(folder) if folder is not None and overwrite else None
+    try:
+        history = fit(
+            network,
+            train_loader,
+            val_loader,
+            config,
+            checkpoint=folder / FILES["checkpoint"] if folder is not None else None,
+            resume=resume,
+            progress=progress,
+            name=name or recipe.name,
+            on_epoch=on_epoch,
+        )
+    except BaseException:
+        if replaced is not None:  # a run that never started leaves the old one in place
+            _finish_replacing(replaced, started=(folder / FILES["checkpoint"]).exists())
+        raise
+    if replaced is not None:
+        _finish_replacing(replaced, started=True)
     test_loader = DeviceLoader(test_data, config.batch_size, train=False)
     test = evaluate(network, test_loader, tta=config.tta)
     history.test = {
@@ -136,6 +165,44 @@ def run(
         plots.save_figure(figure, folder / FILES["curves"])
         plt.close(figure)
     return RunResult(model=network, history=history, test=test, out=folder)
+
+
+REPLACED = ".replaced"
+"""Where ``run(overwrite=True)`` keeps the old run's files until the new run has started."""
+
+
+def _set_aside(folder: Path) -> Path:
+    """Move the old run's files into ``folder/.replaced`` (nothing is deleted yet)."""
+    aside = folder / REPLACED
+    aside.mkdir(exist_ok=True)
+    for name in FILES.values():
+        if (folder / name).is_file():
+            os.replace(folder / name, aside / name)
+    return aside
+
+
+def _finish_replacing(aside: Path, started: bool) -> None:
+    """Delete the old run once the new one has written its first checkpoint; put it back
+    when the new run failed before that (a mistake found on its first step)."""
+    for file in list(aside.iterdir()):
+        if started:
+            file.unlink()
+        else:
+            os.replace(file, aside.parent / file.name)
+    aside.rmdir()
+
+
+def _build_network(model: nn.Module | str | Callable | None, recipe_model: str) -> nn.Module:
+    """The network to train: given, a zoo key, or what a builder (a class or function taking
+    no arguments, e.g. a student's ``lambda: ResNet(...)``) returns, built after seeding."""
+    if isinstance(model, nn.Module):
+        return model
+    if model is None or isinstance(model, str):
+        return zoo.build(model or recipe_model)
+    network = model()
+    if not isinstance(network, nn.Module):
+        raise TypeError(f"model() must return an nn.Module, got {type(network).__name__}.")
+    return network
 
 
 def _test_set(test_data: ImageData) -> dict:
@@ -171,6 +238,12 @@ def _check_data(train_data: Any, test_data: Any) -> None:
             "test_data holds training images: pass the test set (data.cifar10('test')); run "
             "holds out its own validation split from train_data."
         )
+    for what in ("source", "classes"):
+        if getattr(train_data, what) != getattr(test_data, what):
+            raise ValueError(
+                f"train_data and test_data differ in {what} ({getattr(train_data, what)!r} vs "
+                f"{getattr(test_data, what)!r}): test on the same kind of images."
+            )
 
 
 def check_sizes(config: TrainConfig, images: int, augment: Sequence | None = None) -> None:
@@ -197,10 +270,14 @@ def check_sizes(config: TrainConfig, images: int, augment: Sequence | None = Non
         )
 
 
-def check_output_folder(folder: Path, resume: bool, overwrite: bool, clear: bool = False) -> None:
+def check_output_folder(folder: str | os.PathLike, resume: bool, overwrite: bool) -> None:
     """Refuse, before any training, an output folder that would lose a user's run: a finished
-    run (its history), or an unfinished one's checkpoint when not resuming. With ``overwrite``
-    the old run's files are removed, but only when ``clear`` (right before training)."""
+    run (its history), or an unfinished one's checkpoint when not resuming, unless
+    ``overwrite`` (``run`` then sets the old files aside until the new run has started)."""
+    for name, flag in (("resume", resume), ("overwrite", overwrite)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name} must be True or False, got {flag!r}.")
+    folder = Path(folder).expanduser()
     if resume and overwrite:
         raise ValueError(
             "--resume continues the run in --out and --overwrite replaces it: choose one."
@@ -215,20 +292,18 @@ def check_output_folder(folder: Path, resume: bool, overwrite: bool, clear: bool
             )
     finished = (folder / FILES["history"]).is_file()
     started = (folder / FILES["checkpoint"]).is_file()
-    if overwrite:
-        for file in FILES.values() if clear else ():
-            (folder / file).unlink(missing_ok=True)
-    elif finished and not resume:
+    keep = not (resume or overwrite)
+    if keep and finished:
         raise FileExistsError(
             f"{folder} holds a finished run ({FILES['history']}); choose another --out, or add "
             "--overwrite (overwrite=True) to replace it."
         )
-    elif started and not resume:
+    if keep and started:
         raise FileExistsError(
             f"{folder} holds an unfinished run's {FILES['checkpoint']}; add --resume to continue "
             "it, or --overwrite (overwrite=True) to start again."
         )
-    elif (folder / FILES["curves"]).exists() and not resume:
+    if keep and (folder / FILES["curves"]).exists():
         raise FileExistsError(
             f"{folder} already has a {FILES['curves']} that a run would replace; choose another "
             "--out, or add --overwrite (overwrite=True) to replace it."

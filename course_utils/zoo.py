@@ -165,7 +165,7 @@ def build(key: str) -> nn.Module:
 
 def check_key(key: str) -> None:
     """Refuse a name that is not a zoo key, listing the keys (recipes check theirs early)."""
-    if key not in _BUILDERS:
+    if not isinstance(key, str) or key not in _BUILDERS:
         raise UnknownNameError(f"Unknown zoo model {key!r}; choose one of: {', '.join(_BUILDERS)}.")
 
 

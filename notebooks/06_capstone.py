@@ -465,6 +465,7 @@ print(f"  accuracy with flip TTA: {test.accuracy:.2%}")
 assert test.split == "test" and history.test == {
     "split": "test",
     "images": len(test_data),
+    "provenance": test_data.provenance,
     "loss": test.loss,
     "accuracy": test.accuracy,
     "tta": True,
