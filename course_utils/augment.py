@@ -111,6 +111,15 @@ def _fill_tensor(fill: Fill, channels: int, dtype: torch.dtype, device: torch.de
     return torch.tensor(values, dtype=dtype, device=device).view(1, -1, 1, 1)
 
 
+def _check_generator(generator: Any, who: str) -> None:
+    """Raise one clear error unless ``generator`` is a torch.Generator or None."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"{who}'s generator must be a torch.Generator (e.g. torch.Generator().manual_seed(0)) "
+            f"or None for torch's global one, got {generator!r}."
+        )
+
+
 def _source(generator: torch.Generator | None, device: Device) -> torch.device:
     """Random numbers are made where the generator lives (a CUDA generator only draws on CUDA)."""
     return generator.device if generator is not None else torch.device(device)
@@ -172,6 +181,8 @@ def _fill_boxes(
 class Augmentation:
     """A batched random augmentation: ``sample`` draws per-image parameters, ``apply`` uses them.
     Splitting the two makes every augmentation testable against a reference with fixed parameters.
+    A subclass defines both (or ``__call__`` itself); its fields are checked again when it is
+    built into a pipeline and when it is called, so a field changed afterwards is caught too.
     """
 
     name: ClassVar[str] = ""
@@ -186,17 +197,26 @@ class Augmentation:
     ) -> dict[str, Tensor]:
         """Random parameters for ``batch`` images of ``height`` x ``width``: [B] tensors on
         ``device``, drawn from ``generator`` (the global generator if None)."""
-        raise NotImplementedError
+        raise NotImplementedError(_missing(type(self), "sample"))
 
     def apply(self, images: Tensor, params: dict[str, Tensor]) -> Tensor:
         """The augmented uint8 batch of the same shape; deterministic: same params, same output."""
-        raise NotImplementedError
+        raise NotImplementedError(_missing(type(self), "apply"))
 
     def __call__(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Augment a uint8 batch [B, C, H, W] with fresh random parameters for every image."""
         _check_images(images, type(self).__name__)
+        _check_generator(generator, type(self).__name__)
+        self._check_fields()
         batch, _, height, width = images.shape
         return self.apply(images, self.sample(batch, height, width, generator, images.device))
+
+    def _check_fields(self) -> None:
+        """Validate the fields again (a dataclass's ``__post_init__``): a value set after
+        construction, such as ``flip.p = 5``, is refused like one given to the constructor."""
+        post_init = getattr(self, "__post_init__", None)
+        if post_init is not None:
+            post_init()
 
     def spec(self) -> dict:
         """A JSON-able description, ``{"name": ..., **arguments}``; ``build(spec)`` rebuilds it."""
@@ -206,6 +226,14 @@ class Augmentation:
                 value = getattr(self, field.name)
                 arguments[field.name] = list(value) if isinstance(value, tuple) else value
         return {"name": self.name, **arguments}
+
+
+def _missing(cls: type[Augmentation], method: str) -> str:
+    return (
+        f"{cls.__name__} must define {method}(): an Augmentation subclass defines "
+        "sample(batch, height, width, generator, device) -> its random parameters and "
+        "apply(images, params) -> the augmented images (see RandomCrop), or __call__ itself."
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -249,10 +277,10 @@ class RandomCrop(Augmentation):
         if self.padding == 0:
             return images
         batch, _, height, width = images.shape
-        if self.padding_mode == "reflect" and self.padding >= min(height, width):
+        if self.padding >= min(height, width):  # constant: most crops would be border only
             raise ValueError(
-                f"reflect padding must be smaller than the images ({height}x{width}), "
-                f"got padding={self.padding}."
+                f"{self.padding_mode} padding must be smaller than the images ({height}x{width}), "
+                f"got padding={self.padding}; 4 is usual for 32x32."
             )
         p = self.padding
         padded = F.pad(images, (p, p, p, p), mode=self.padding_mode)
@@ -627,7 +655,7 @@ def build(spec: str | dict | Augmentation | Callable) -> Callable:
                 f"'size': 8}}; got {spec!r}."
             )
         name = arguments.pop("name")
-        if name not in AUGMENTATIONS:
+        if not isinstance(name, str) or name not in AUGMENTATIONS:
             raise ValueError(
                 f"Unknown augmentation {name!r}; the known names are {', '.join(AUGMENTATIONS)}."
             )
@@ -645,6 +673,13 @@ def build(spec: str | dict | Augmentation | Callable) -> Callable:
             f"build needs an instance such as {spec.__name__}() or the name {spec.name!r}, "
             f"not the class {spec.__name__}."
         )
+    if isinstance(spec, Augmentation):
+        if type(spec).__call__ is Augmentation.__call__:
+            for method in ("sample", "apply"):
+                if getattr(type(spec), method) is getattr(Augmentation, method):
+                    raise NotImplementedError(_missing(type(spec), method))
+        spec._check_fields()
+        return spec
     if callable(spec):
         _check_signature(spec)
         return spec
@@ -703,6 +738,7 @@ def apply_pipeline(
     """Run each augmentation in order, checking after each that it returned a uint8 batch of
     the input's shape, so a faulty custom augmentation is named where it goes wrong."""
     _check_images(images, "apply_pipeline")
+    _check_generator(generator, "apply_pipeline")
     shape, device = images.shape, images.device
     for step in pipeline:
         images = step(images, generator)

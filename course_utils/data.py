@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import json
 import math
+import numbers
 import os
 import pickle
 import re
@@ -28,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import urlparse
 
 import numpy as np
@@ -151,7 +152,18 @@ class ImageData:
     provenance: str = ""
 
     def __post_init__(self) -> None:
+        if isinstance(self.classes, str):
+            raise TypeError(
+                f"classes must be a list of class names, got the string {self.classes!r}; "
+                f"write e.g. ({self.classes!r},) for a single class."
+            )
         self.classes = tuple(self.classes)
+        repeated = sorted({name for name in self.classes if self.classes.count(name) > 1})
+        if repeated:
+            raise ValueError(
+                f"classes must name each class once, but {', '.join(map(repr, repeated))} "
+                "appears more than once."
+            )
         images, labels = self.images, self.labels
         if not isinstance(images, Tensor) or images.dtype != torch.uint8:
             raise TypeError(
@@ -208,6 +220,7 @@ class ImageData:
     def subset(self, n: int) -> ImageData:
         """The first ``n`` images (a copy). Every source stores images in random class order,
         so the first n are close to class-balanced."""
+        _check_whole("subset(n)", n)
         if not 1 <= n <= len(self):
             raise ValueError(f"subset(n) needs 1 <= n <= {len(self)} (the set's size), got {n}.")
         return self._take(torch.arange(n))
@@ -221,6 +234,9 @@ class ImageData:
                 f"holdout carves a validation set out of the training split, but this is the "
                 f"{self.split} split; call it on cifar10('train', ...)."
             )
+        if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real):
+            raise TypeError(f"holdout's fraction must be a number in (0, 1), got {fraction!r}.")
+        _check_whole("holdout's seed", seed)
         if not 0.0 < fraction < 1.0:
             raise ValueError(
                 f"fraction is the share to hold out and must be between 0 and 1, got {fraction}."
@@ -1203,6 +1219,16 @@ def channel_stats(
     much images differ from each other in brightness and colour, so it is smaller (for
     CIFAR-10 the widely copied ~0.20 instead of ~0.25). Streams in batches, exact in float64.
     """
+    if isinstance(images, ImageData):
+        raise TypeError("channel_stats takes the images tensor: channel_stats(data.images).")
+    if not isinstance(images, Tensor):
+        raise TypeError(
+            f"channel_stats expects uint8 images [N, C, H, W] (a tensor), got "
+            f"{type(images).__name__}."
+        )
+    _check_whole("batch_size", batch_size)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
     if images.dtype != torch.uint8 or images.dim() != 4:
         raise ValueError(
             f"channel_stats expects uint8 images [N, C, H, W], got {images.dtype} with shape "
@@ -1213,6 +1239,10 @@ def channel_stats(
         raise ValueError(
             f"channel_stats got shape {list(images.shape)}: {channels} channels looks like "
             "[N, H, W, C]; put the channels second with images.permute(0, 3, 1, 2)."
+        )
+    if images.numel() == 0:
+        raise ValueError(
+            f"channel_stats got no pixels (shape {list(images.shape)}): give at least one image."
         )
     total = torch.zeros(channels, dtype=torch.float64)
     total_sq = torch.zeros(channels, dtype=torch.float64)
@@ -1245,6 +1275,7 @@ def synthetic_cifar10(n: int, seed: int = 0, split: str = "train") -> ImageData:
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
+    _check_whole("n", n)
     if n < 1:
         raise ValueError(f"n is the number of images to generate and must be at least 1, got {n}.")
     generator = torch.Generator().manual_seed(2 * seed + (0 if split == "train" else 1))
@@ -1262,6 +1293,12 @@ def synthetic_cifar10(n: int, seed: int = 0, split: str = "train") -> ImageData:
     # Painting in chunks keeps the float intermediates small (50,000 images would need ~2 GB).
     images = torch.cat([_paint(chunk, generator) for chunk in mask.split(8192)])
     return ImageData(images, labels, SYNTHETIC_CLASSES, "synthetic", split, SYNTHETIC_PROVENANCE)
+
+
+def _check_whole(name: str, value: Any) -> None:
+    """Raise a TypeError naming ``name`` unless ``value`` is a whole number (an int)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a whole number, got {value!r}.")
 
 
 def _uniform(low: float, high: float, count: int, generator: torch.Generator) -> Tensor:

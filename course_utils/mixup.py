@@ -7,8 +7,10 @@ on the batch's device. ``sudrik`` trained with mixup; lecture 05 measures what i
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,10 +20,20 @@ MixResult = tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]
 """(mixed images, labels, labels of the images mixed in, weight of the first labels)."""
 
 
+def _check_alpha(alpha: Any) -> None:
+    """Raise unless ``alpha`` is a finite number >= 0 (TypeError when it is no number)."""
+    message = f"alpha must be a number >= 0 (0 turns mixing off), e.g. 1.0; got {alpha!r}."
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
+        raise TypeError(message)
+    if not math.isfinite(alpha) or alpha < 0:
+        raise ValueError(message)
+
+
 def sample_lambda(alpha: float, generator: torch.Generator | None = None) -> float:
-    """Draw the mixing weight from Beta(alpha, alpha); ``alpha <= 0`` means no mixing (1.0).
+    """Draw the mixing weight from Beta(alpha, alpha); ``alpha = 0`` means no mixing (1.0).
     alpha = 1 is uniform on [0, 1]; small alpha gives weights near 0 or 1 (mild mixing)."""
-    if alpha <= 0:
+    _check_alpha(alpha)
+    if alpha == 0:
         return 1.0
     # torch's Beta sampler takes no generator, so a seed drawn from the (global or given)
     # torch generator drives NumPy's: torch.manual_seed still makes runs repeatable.
@@ -152,8 +164,9 @@ class Mixer:
             raise ValueError(
                 f"Unknown mixing kind {self.kind!r}; choose one of {', '.join(MIXERS)}."
             )
-        if not math.isfinite(self.alpha) or self.alpha < 0:
-            raise ValueError(f"alpha must be a number >= 0 (0 turns mixing off), got {self.alpha}.")
+        _check_alpha(self.alpha)
+        if isinstance(self.prob, bool) or not isinstance(self.prob, numbers.Real):
+            raise TypeError(f"prob is a probability in [0, 1], e.g. 0.5; got {self.prob!r}.")
         if not 0.0 <= self.prob <= 1.0:
             raise ValueError(f"prob is a probability in [0, 1], got {self.prob}.")
 

@@ -13,9 +13,11 @@ block is then initialised exactly as they wrote it.
 from __future__ import annotations
 
 import functools
+import math
 import numbers
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Sized
+from typing import Any
 
 import torch
 from torch import nn
@@ -31,6 +33,7 @@ class BlockShapeError(ValueError):
 def shortcut(in_channels: int, out_channels: int, stride: int) -> nn.Module:
     """The residual shortcut: identity when the shape is kept, else a 1x1 conv + BN that
     matches the channels and the stride of the block's main path."""
+    _check_count("stride", stride)
     if stride == 1 and in_channels == out_channels:
         return nn.Identity()
     return nn.Sequential(
@@ -131,20 +134,14 @@ class ResNet(nn.Module):
     ) -> None:
         super().__init__()
         _check_stage_spec(blocks, widths)
-        if isinstance(activation, nn.Module):
-            raise BlockShapeError(
-                f"activation= got an instance ({activation!r}); pass the class itself, e.g. "
-                f"activation=nn.{type(activation).__name__}, which each block calls for its own."
-            )
-        if (
-            isinstance(num_classes, bool)
-            or not isinstance(num_classes, numbers.Integral)
-            or num_classes < 1
-        ):
-            raise ValueError(f"num_classes must be a whole number >= 1, got {num_classes!r}.")
+        _check_activation(activation)
+        _check_count("num_classes", num_classes)
+        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real):
+            raise TypeError(f"dropout must be a number in [0, 1), e.g. 0.2, got {dropout!r}.")
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout={dropout} is not a probability in [0, 1): use e.g. 0.2.")
         stem_width = widths[0] if stem_width is None else stem_width
+        _check_count("stem_width", stem_width)
         expansion = block_expansion(block)
 
         self.stem = nn.Sequential(
@@ -181,22 +178,30 @@ class ResNet(nn.Module):
         return self.head(out)
 
     def _check_block_shapes(self, widths: Sequence[int], expansion: int) -> None:
-        """Push one dummy image through every block (eval mode, no grad) so a block with the
-        wrong output shape fails here, naming itself, not deep inside training. 16x16 costs a
-        quarter of 32x32 and still shows every stride-2 stage halving the map."""
+        """Push a dummy batch through every block (no grad) so a block with the wrong output
+        shape fails here, naming itself, not deep inside training: one image in eval mode,
+        then two in train mode (BatchNorm needs two), for a block that differs between the
+        modes; the BatchNorm statistics and the random state are left as they were. 16x16
+        costs a quarter of 32x32 and still shows every stride-2 stage halving the map."""
         was_training = self.training
-        self.eval()
+        buffers = {name: buffer.clone() for name, buffer in self.named_buffers()}
         try:
-            with torch.no_grad():
-                x = self.stem(torch.zeros(1, 3, 16, 16))
-                for s, (stage, width) in enumerate(zip(self.stages, widths, strict=True), 1):
-                    for b, layer in enumerate(stage, 1):
-                        stride = 2 if s > 1 and b == 1 else 1
-                        size = (x.shape[-1] - 1) // stride + 1
-                        expected = (x.shape[0], width * expansion, size, size)
-                        x = _run_block(layer, x, f"stage {s}, block {b}", expected)
+            with torch.no_grad(), torch.random.fork_rng(devices=[]):
+                for batch, training in ((1, False), (2, True)):
+                    self.train(training)
+                    mode = ", in train mode" if training else ""
+                    x = self.stem(torch.zeros(batch, 3, 16, 16))
+                    for s, (stage, width) in enumerate(zip(self.stages, widths, strict=True), 1):
+                        for b, layer in enumerate(stage, 1):
+                            stride = 2 if s > 1 and b == 1 else 1
+                            size = (x.shape[-1] - 1) // stride + 1
+                            expected = (x.shape[0], width * expansion, size, size)
+                            x = _run_block(layer, x, f"stage {s}, block {b}{mode}", expected)
         finally:
             self.train(was_training)
+            with torch.no_grad():
+                for name, buffer in self.named_buffers():
+                    buffer.copy_(buffers[name])
 
 
 SIGNATURE = "block(in_channels, width, stride, activation)"
@@ -220,6 +225,13 @@ def _build_block(
         )
     try:
         layer = block(in_channels, width, stride, activation)
+    except AttributeError as err:
+        if "Module.__init__() call" not in str(err):
+            raise
+        raise BlockShapeError(
+            f"{name} ({where}) could not be built: {err}; call super().__init__() first in "
+            "its __init__."
+        ) from None
     except TypeError as err:
         raise BlockShapeError(
             f"{name} ({where}) could not be built as {SIGNATURE} with ({in_channels}, {width}, "
@@ -270,8 +282,38 @@ def _run_block(
     return out
 
 
+def _check_count(name: str, value: Any) -> None:
+    """Raise unless ``value`` is a whole number >= 1 (TypeError when it is no number at all)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a whole number >= 1, got {value!r}.")
+    if not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a whole number >= 1, got {value!r}.")
+
+
+def _check_activation(activation: Any) -> None:
+    """An activation is a module class (or a factory of modules) that each block calls."""
+    if isinstance(activation, nn.Module):
+        raise BlockShapeError(
+            f"activation= got an instance ({activation!r}); pass the class itself, e.g. "
+            f"activation=nn.{type(activation).__name__}, which each block calls for its own."
+        )
+    hint = "pass a module class such as nn.ReLU (or a function returning a fresh module)"
+    try:
+        made = activation()
+    except TypeError:  # a string, or a function such as torch.relu that needs a tensor
+        made = None
+    if not isinstance(made, nn.Module):
+        shown = getattr(activation, "__name__", None) or repr(activation)
+        raise BlockShapeError(f"activation= got {shown} (a {type(activation).__name__}); {hint}.")
+
+
 def _check_stage_spec(blocks: Sequence[int], widths: Sequence[int]) -> None:
     """Reject stage lists a ResNet cannot be built from, saying what to change."""
+    if any(isinstance(v, (str, bytes)) or not isinstance(v, Sized) for v in (blocks, widths)):
+        raise TypeError(
+            f"blocks and widths must be lists with one entry per stage, e.g. "
+            f"ResNet([2, 2], [64, 128]); got {blocks!r} and {widths!r}."
+        )
     if len(blocks) != len(widths):
         raise ValueError(
             f"blocks has {len(blocks)} entries but widths has {len(widths)}: "
@@ -327,6 +369,21 @@ class ResNet9(nn.Module):
         logit_scale: float = 0.125,
     ) -> None:
         super().__init__()
+        if isinstance(widths, (str, bytes)) or not isinstance(widths, Sized) or len(widths) != 4:
+            raise ValueError(
+                f"widths must be 4 channel counts (stem and three stages), e.g. "
+                f"(64, 128, 256, 384); got {widths!r}."
+            )
+        for width in widths:
+            _check_count("every width", width)
+        _check_count("num_classes", num_classes)
+        if isinstance(logit_scale, bool) or not isinstance(logit_scale, numbers.Real):
+            raise TypeError(f"logit_scale must be a number > 0, e.g. 0.125, got {logit_scale!r}.")
+        if not 0 < logit_scale < math.inf:
+            raise ValueError(
+                f"logit_scale must be a number > 0 (0 makes every logit 0), e.g. 0.125; "
+                f"got {logit_scale!r}."
+            )
         stem, w1, w2, w3 = widths
         self.stem = conv_bn(3, stem)
         self.stages = nn.Sequential(

@@ -7,6 +7,7 @@ lecture 03 derives; the tests check them against PyTorch's own modules.
 from __future__ import annotations
 
 import copy
+import numbers
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -28,6 +29,7 @@ class BudgetExceededError(ValueError):
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
     """Number of parameters in ``model`` (only those with requires_grad, by default):
     the number the 5M budget is about."""
+    _check_model(model, "count_parameters")
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
@@ -68,6 +70,7 @@ def summary(model: nn.Module, input_size: InputSize = CIFAR_INPUT, **kwargs) -> 
     ``kwargs`` override any torchinfo argument (``depth=2`` for a shorter table)."""
     import torchinfo  # imported here: the rest of course_utils trains without it
 
+    _check_model(model, "summary")
     options = {
         "input_size": input_size,
         "col_names": ("output_size", "num_params"),
@@ -77,12 +80,19 @@ def summary(model: nn.Module, input_size: InputSize = CIFAR_INPUT, **kwargs) -> 
         "verbose": 0,
     }
     options.update(kwargs)
-    return torchinfo.summary(model, **options)
+    try:
+        return torchinfo.summary(model, **options)
+    except RuntimeError as err:  # torchinfo's "Failed to run torchinfo", caused by the model
+        raise ValueError(_cannot_run(model, options["input_size"], err.__cause__ or err)) from None
 
 
 def check_budget(model: nn.Module, limit: int = 5_000_000) -> int:
     """The trainable parameter count when it is under ``limit``; otherwise raise
     BudgetExceededError naming the three largest layers, the first places to cut."""
+    if isinstance(limit, bool) or not isinstance(limit, numbers.Real):
+        raise TypeError(
+            f"check_budget's limit is a number of parameters, e.g. 5_000_000, got {limit!r}."
+        )
     count = count_parameters(model)
     if count < limit:
         return count
@@ -99,10 +109,15 @@ def flops(model: nn.Module, input_size: InputSize = CIFAR_INPUT) -> int:
     is 2 FLOPs; convolutions and matrix products only, which dominate: BN, activations and
     pooling are not counted). The model itself is untouched: FLOPs depend only on shapes,
     so an eval-mode copy runs on the "meta" device, which tracks shapes without computing."""
+    _check_model(model, "flops")
+    _check_input_size(input_size, "flops")
     shapes_only = copy.deepcopy(model).to("meta").eval()
     counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        shapes_only(torch.zeros(input_size, device="meta"))
+    try:
+        with torch.no_grad(), counter:
+            shapes_only(torch.zeros(input_size, device="meta"))
+    except Exception as err:  # any failure of the model on this input size
+        raise ValueError(_cannot_run(model, input_size, err)) from None
     return counter.get_total_flops() // input_size[0]
 
 
@@ -120,7 +135,18 @@ class ComputeLedger:
         self.pflops: dict[str, float] = {}
 
     def add(self, name: str, model: nn.Module, images: int) -> float:
-        """Record and print one run's training PFLOPs (3 x forward FLOPs x images seen)."""
+        """Record and print one run's training PFLOPs (3 x forward FLOPs x images seen); each
+        run needs its own name, so that none is left out of the total."""
+        _check_model(model, "ComputeLedger.add")
+        if name in self.pflops:
+            raise ValueError(
+                f"the ledger already has a run named {name!r} ({self.pflops[name]:.3g} PFLOPs); "
+                "give each run its own name."
+            )
+        if isinstance(images, bool) or not isinstance(images, numbers.Real) or images < 0:
+            raise ValueError(
+                f"images is how many images the run trained on (>= 0), got {images!r}."
+            )
         pflops = training_flops(model, images) / 1e15
         self.pflops[name] = pflops
         print(f"{name}: {count_parameters(model):,} parameters, {pflops:.3g} PFLOPs")
@@ -130,6 +156,38 @@ class ComputeLedger:
     def total(self) -> float:
         """PFLOPs of every run recorded so far."""
         return sum(self.pflops.values())
+
+
+def _check_model(model: Any, who: str) -> None:
+    """Raise one clear TypeError unless ``model`` is a built nn.Module."""
+    if isinstance(model, type) and issubclass(model, nn.Module):
+        raise TypeError(
+            f"{who} needs a built model such as {model.__name__}(...), not the class "
+            f"{model.__name__}."
+        )
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{who} needs a model (an nn.Module), got {type(model).__name__}.")
+
+
+def _check_input_size(input_size: Any, who: str) -> None:
+    """An input size is a tuple of whole numbers >= 1, the batch first."""
+    valid = isinstance(input_size, (tuple, list)) and len(input_size) >= 2
+    if not valid or not all(
+        isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= 1 for n in input_size
+    ):
+        raise ValueError(
+            f"{who}'s input_size is a batch shape such as {CIFAR_INPUT} (batch, channels, "
+            f"height, width), got {input_size!r}."
+        )
+
+
+def _cannot_run(model: nn.Module, input_size: Any, err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return (
+        f"{type(model).__name__} cannot run on an input of size {tuple(input_size)}: "
+        f"{lines[0] if lines else type(err).__name__}; give input_size as the full batch shape, "
+        f"e.g. {CIFAR_INPUT} for 32x32 RGB images."
+    )
 
 
 def _largest_layers(model: nn.Module, n: int) -> list[tuple[str, int]]:

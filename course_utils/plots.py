@@ -9,6 +9,7 @@ data say so in their panel titles, so no stand-in curve is mistaken for CIFAR-10
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -49,13 +50,33 @@ def _with_note(title: str | None, note: str | None) -> str:
 
 
 def _histories(history_or_list: Any) -> list[Any]:
-    histories = [history_or_list] if hasattr(history_or_list, "epochs") else list(history_or_list)
+    """A list of histories; a dict from ``History.to_dict()`` is read back as a History."""
+    from course_utils.train import History  # imported here: plots read histories by field
+
+    single = hasattr(history_or_list, "epochs") or isinstance(history_or_list, Mapping)
+    histories = [history_or_list] if single else list(history_or_list)
     if not histories:
         raise ValueError("Nothing to plot: pass a History or a list of Histories.")
+    histories = [
+        History.from_dict(dict(h)) if isinstance(h, Mapping) and "epochs" in h else h
+        for h in histories
+    ]
     for history in histories:
         if not hasattr(history, "epochs"):
             raise TypeError(f"Expected History objects (from fit()), got {type(history).__name__}.")
     return histories
+
+
+def _check_records(history: Any, x: str) -> None:
+    """Every epoch record has the key the x axis reads: ``epoch``, or ``elapsed`` for time."""
+    key = "epoch" if x == "epoch" else "elapsed"
+    missing = [i for i, epoch in enumerate(history.epochs, 1) if epoch.get(key) is None]
+    if missing:
+        fix = "records from fit() have it" if x == "epoch" else "plot with x='epoch'"
+        raise ValueError(
+            f"History {history.name!r}: epoch record {missing[0]} has no {key!r} to plot "
+            f"against x={x!r}; {fix}."
+        )
 
 
 def _runs_note(histories: list[Any]) -> str | None:
@@ -128,11 +149,14 @@ def plot_history(
     against training wall-clock time instead of epochs. Every training lecture draws it."""
     histories = _histories(history_or_list)
     metrics = (metrics,) if isinstance(metrics, str) else tuple(metrics)
+    if not metrics:
+        raise ValueError("metrics is empty: name at least one, e.g. metrics=('loss', 'acc').")
     if x not in ("epoch", "time"):
         raise ValueError(f"x must be 'epoch' or 'time', got {x!r}.")
     for history in histories:
         if not history.epochs:
             raise ValueError(f"History {history.name!r} has no finished epoch to plot.")
+        _check_records(history, x)
     axes = _axes_for(ax, 1, len(metrics), figsize=(5.5 * len(metrics), 4))
     note = _runs_note(histories)
     colors = sns.color_palette(n_colors=len(histories))
@@ -185,6 +209,10 @@ def plot_confusion(
 ) -> Figure:
     """Heatmap of a confusion matrix (rows: true class, columns: predicted); ``normalize``
     shows each row as fractions of that true class, so the diagonal is per-class recall."""
+    if classes is None or isinstance(classes, str):
+        raise TypeError(
+            f"plot_confusion needs the class names (classes=...), one per row, got {classes!r}."
+        )
     counts = _to_numpy(matrix).astype(float)
     if counts.shape != (len(classes), len(classes)):
         raise ValueError(
@@ -232,6 +260,14 @@ def plot_per_class(
     values = _to_numpy(accuracies).astype(float).ravel()
     if len(values) != len(classes):
         raise ValueError(f"Got {len(values)} accuracies for {len(classes)} classes.")
+    if not len(values):
+        raise ValueError("Nothing to plot: accuracies is empty.")
+    if np.isnan(values).any():
+        absent = list(classes)[int(np.flatnonzero(np.isnan(values))[0])]
+        raise ValueError(
+            f"the accuracy of class {absent!r} is NaN (no images of it in the set?); leave "
+            "such classes out."
+        )
     if values.min() < 0 or values.max() > 1:
         raise ValueError("Accuracies must be fractions in [0, 1]; divide percentages by 100.")
     percent = values * 100
@@ -285,6 +321,12 @@ def _image_titles(count: int, labels: Any, classes: Sequence[str] | None, titles
     if labels is None:
         return [""] * count
     indices = [int(label) for label in _to_numpy(labels).ravel()]
+    outside = [i for i in indices if classes is not None and not 0 <= i < len(classes)]
+    if outside:
+        raise ValueError(
+            f"label {outside[0]} has no class name: classes has {len(classes)} (labels "
+            f"0..{len(classes) - 1})."
+        )
     return [classes[i] if classes is not None else str(i) for i in indices]
 
 
@@ -302,10 +344,14 @@ def show_images(
     """A grid of images ([N, 3, H, W], uint8 or float in [0, 1]) with ``nrow`` per row,
     titled by ``titles`` or by class names of ``labels``; ``mean``/``std`` undo a
     normalisation. ``ax``: at least N axes to draw into (e.g. from plt.subplots)."""
+    if isinstance(nrow, bool) or not isinstance(nrow, numbers.Integral):
+        raise TypeError(f"nrow is the number of images per row, a whole number; got {nrow!r}.")
     if nrow < 1:
         raise ValueError(f"nrow is the number of images per row, at least 1; got {nrow}.")
     pictures = _displayable(images, mean, std)
     count = len(pictures)
+    if count == 0:
+        raise ValueError("Nothing to show: the batch of images is empty.")
     names = _image_titles(count, labels, classes, titles)
     if ax is None:
         cols = min(nrow, count)
@@ -331,6 +377,11 @@ def show_images(
 def save_figure(fig: Figure, path: str | Path, dpi: int = 150) -> Path:
     """Save ``fig`` to ``path`` (format from the suffix), creating missing folders."""
     path = Path(path)
+    if path.is_dir() or not path.suffix:
+        raise ValueError(
+            f"save_figure needs a file name with a format suffix, e.g. {path / 'figure.png'}; "
+            f"got {'the folder ' if path.is_dir() else ''}{path}."
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
     return path

@@ -21,7 +21,9 @@ without it.
 from __future__ import annotations
 
 import copy
+import json
 import math
+import numbers
 import os
 import socket
 import time
@@ -31,13 +33,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+import torch
 from torch import nn
 
+from course_utils import augment as augmentations
 from course_utils import settings, zoo
 from course_utils.config import ConfigError, TrainConfig, field_names
 from course_utils.data import ImageData
 from course_utils.loader import DeviceLoader
-from course_utils.recipes import Recipe
+from course_utils.recipes import Recipe, get_recipe
 from course_utils.train import TrainingDiverged, fit
 
 if TYPE_CHECKING:  # only for type hints: optuna is imported lazily
@@ -112,6 +116,11 @@ def search_space(spec: Mapping[str, Mapping | Sequence]) -> dict[str, Dimension]
     points: both ends and the middle, the geometric middle on a log scale); integer fields
     (batch_size, epochs) are drawn as whole numbers. Mistakes raise ``SweepError``.
     """
+    if not isinstance(spec, Mapping):
+        raise SweepError(
+            f"a search space is a dict of TrainConfig fields, e.g. {{'lr': [0.05, 0.1]}}, got "
+            f"{spec!r}."
+        )
     known = field_names()
     space = {}
     for name, entry in spec.items():
@@ -128,6 +137,11 @@ def search_space(spec: Mapping[str, Mapping | Sequence]) -> dict[str, Dimension]
 def _dimension(name: str, entry: Mapping | Sequence) -> Dimension:
     if not isinstance(entry, Mapping):
         entry = {"choices": entry}
+    if "choices" in entry and not _is_list(entry["choices"]):
+        raise SweepError(
+            f"{name}: give a list of choices, e.g. [{entry['choices']!r}], or a range "
+            f"{{'low': ..., 'high': ...}}; got {entry['choices']!r}."
+        )
     unknown = sorted(set(entry) - {"low", "high", "log", "choices", "grid"})
     if unknown:
         raise SweepError(f"{name}: unknown key(s) {', '.join(unknown)} in its search space.")
@@ -140,7 +154,9 @@ def _dimension(name: str, entry: Mapping | Sequence) -> Dimension:
         low, high = entry["low"], entry["high"]
     except KeyError:
         raise SweepError(f"{name}: give low and high (a range) or a list of choices.") from None
-    log = bool(entry.get("log", False))
+    log = entry.get("log", False)
+    if not isinstance(log, bool):
+        raise SweepError(f"{name}: log must be True or False, got {log!r}.")
     if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (low, high)):
         raise SweepError(f"{name}: low and high must be finite numbers, got {low!r}, {high!r}.")
     if not low < high:
@@ -151,10 +167,24 @@ def _dimension(name: str, entry: Mapping | Sequence) -> Dimension:
     integer = isinstance(default, int) and not isinstance(default, bool)  # batch_size, epochs
     if integer and not (float(low).is_integer() and float(high).is_integer()):
         raise SweepError(f"{name} takes whole numbers: low and high must be integers.")
+    if "grid" in entry and not (_is_list(entry["grid"]) and all(map(_is_number, entry["grid"]))):
+        raise SweepError(f"{name}: grid must be a list of numbers, got {entry['grid']!r}.")
     grid = tuple(entry.get("grid") or _grid(low, high, log, integer))
     if not all(low <= value <= high for value in grid):
         raise SweepError(f"{name}: every grid value must lie in [{low}, {high}], got {grid}.")
     return Dimension(name, low, high, log, integer, None, grid)
+
+
+def _is_list(value: Any) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, (str, bytes))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _is_whole(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _grid(low: float, high: float, log: bool, integer: bool) -> tuple:
@@ -169,9 +199,10 @@ def _grid(low: float, high: float, log: bool, integer: bool) -> tuple:
     return tuple(sorted({round(p) for p in points})) if integer else tuple(points)
 
 
-def default_space(recipe: Recipe | TrainConfig) -> dict[str, Dimension]:
-    """The search space a recipe is swept over unless you give one: the one place it is
-    defined (``python -m course_utils sweep --help`` prints it for every recipe).
+def default_space(recipe: Recipe | TrainConfig | str) -> dict[str, Dimension]:
+    """The search space a recipe (or a recipe name) is swept over unless you give one: the
+    one place it is defined (``python -m course_utils sweep --help`` prints it for every
+    recipe).
 
     - ``lr``: log-uniform from a quarter to four times the recipe's (grid: x1/4, x1, x4);
     - ``weight_decay``: log-uniform from a tenth to ten times the recipe's, or 1e-6 to 1e-3
@@ -179,7 +210,7 @@ def default_space(recipe: Recipe | TrainConfig) -> dict[str, Dimension]:
     - ``label_smoothing``: uniform from 0 to 0.3 (grid 0, 0.15, 0.3);
     - ``batch_size``: half, the same or twice the recipe's.
     """
-    config = recipe.config if isinstance(recipe, Recipe) else recipe
+    config = _as_recipe(recipe).config
     lr, decay, batch = config.lr, config.weight_decay, config.batch_size
     decay_range = (decay / 10, decay * 10) if decay > 0 else (1e-6, 1e-3)
     return search_space(
@@ -190,6 +221,31 @@ def default_space(recipe: Recipe | TrainConfig) -> dict[str, Dimension]:
             "batch_size": sorted({max(1, batch // 2), batch, batch * 2}),
         }
     )
+
+
+def _as_recipe(recipe: Recipe | TrainConfig | str) -> Recipe:
+    """A Recipe from a Recipe, a recipe name or a bare TrainConfig (named "custom")."""
+    if isinstance(recipe, str):
+        return get_recipe(recipe)
+    if isinstance(recipe, TrainConfig):
+        return Recipe(name="custom", model="", config=recipe)
+    if not isinstance(recipe, Recipe):
+        raise SweepError(
+            f"recipe must be a Recipe, a TrainConfig or a recipe name such as 'wang', got "
+            f"{type(recipe).__name__}."
+        )
+    return recipe
+
+
+def _as_space(space: Mapping) -> dict[str, Dimension]:
+    """A space of Dimensions as it is, or a dict spec through ``search_space``."""
+    if (
+        isinstance(space, Mapping)
+        and space
+        and all(isinstance(d, Dimension) for d in space.values())
+    ):
+        return dict(space)
+    return search_space(space)
 
 
 def describe_space(space: Mapping[str, Dimension]) -> list[str]:
@@ -208,25 +264,26 @@ class Objective:
     fit's ``on_epoch`` reports the validation accuracy to Optuna and stops the trial when
     the pruner says so (``optuna.TrialPruned``). A trial whose loss diverges scores 0.
 
-    ``model`` is a zoo key (default: the recipe's), a function that builds a fresh network,
-    or a built network (every trial starts from a copy of its weights); ``augment``
-    replaces the recipe's augmentation list.
+    ``recipe`` may be a recipe name; ``space`` a dict for ``search_space``. ``model`` is a
+    zoo key (default: the recipe's), a function that builds a fresh network, or a built
+    network (every trial starts from a copy of its weights); ``augment`` replaces the
+    recipe's augmentation list. The model is tried once on a blank image here, so one
+    that cannot score the data is refused before any trial.
     """
 
     def __init__(
         self,
-        recipe: Recipe | TrainConfig,
+        recipe: Recipe | TrainConfig | str,
         train_data: ImageData,
         *,
-        space: Mapping[str, Dimension] | None = None,
+        space: Mapping[str, Dimension] | Mapping[str, Mapping | Sequence] | None = None,
         model: str | Callable[[], nn.Module] | nn.Module | None = None,
         augment: Sequence | None = None,
         progress: bool = False,
     ) -> None:
-        if isinstance(recipe, TrainConfig):
-            recipe = Recipe(name="custom", model="", config=recipe)
+        recipe = _as_recipe(recipe)
         self.recipe = recipe
-        self.space = dict(space) if space is not None else default_space(recipe)
+        self.space = _as_space(space) if space is not None else default_space(recipe)
         self.model = model
         self.augment = augment
         self.progress = progress
@@ -238,8 +295,26 @@ class Objective:
             )
         if model is None and not recipe.model:
             raise SweepError("a TrainConfig has no model: give model= (a zoo key or a builder).")
+        if isinstance(model, str):
+            zoo.check_key(model)
+        elif model is not None and not callable(model):
+            raise SweepError(
+                f"model must be a zoo key, a function that builds a network or a network, got "
+                f"{model!r}."
+            )
+        if augment is not None:
+            try:
+                augmentations.build_pipeline(augment)
+            except (TypeError, ValueError) as err:
+                raise SweepError(f"augment: {err}") from None
+        if not isinstance(train_data, ImageData):
+            raise SweepError(
+                f"train_data must be the ImageData training split (e.g. cifar10('train')), got "
+                f"{type(train_data).__name__}; the objective makes its own loaders."
+            )
         self.train_part, self.val_part = train_data.holdout(config.val_split, seed=config.seed)
         self._check_space()
+        self._check_model()
 
     def _check_space(self) -> None:
         """Every value the space can produce must make a valid config and a non-empty epoch."""
@@ -256,6 +331,47 @@ class Objective:
                 f"the search space's batch size {largest} is larger than the "
                 f"{len(self.train_part)} training images left after the validation split; "
                 "use more images or smaller batches."
+            )
+
+    def _check_model(self) -> None:
+        """Build the network once (the random state left as it was) and score one blank
+        image, so a model that cannot run on this data fails here and not in every trial."""
+        try:
+            with torch.random.fork_rng(devices=[]):
+                network = self.model if isinstance(self.model, nn.Module) else self._new_network()
+        except TypeError as err:  # e.g. model=ResNet, a class that needs its arguments
+            raise SweepError(
+                f"model={self._model_name()} cannot be called with no arguments ({err}): give "
+                "a function that builds the network, e.g. model=lambda: ResNet([2, 2], [32, 64])."
+            ) from None
+        if not isinstance(network, nn.Module):
+            raise SweepError(
+                f"the model builder {self._model_name()} returned a {type(network).__name__}, "
+                "not a network (an nn.Module)."
+            )
+        classes = len(self.train_part.classes)
+        blank = torch.zeros(
+            1, *self.train_part.images.shape[1:], device=settings.model_device(network)
+        )
+        was_training = network.training
+        network.eval()
+        try:
+            with torch.no_grad():
+                logits = network(blank)
+        except Exception as err:  # any failure of the model is reported the same way
+            raise SweepError(
+                f"the model ({self._model_name()}) fails on one blank image of this data: "
+                f"{_first_line(err)}"
+            ) from None
+        finally:
+            network.train(was_training)
+        if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != (1, classes):
+            shape = (
+                tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+            )
+            raise SweepError(
+                f"the model ({self._model_name()}) gives {shape} for one image, but the data "
+                f"has {classes} classes: build it with num_classes={classes}."
             )
 
     def setup(self) -> dict:
@@ -282,6 +398,9 @@ class Objective:
         settings.seed_everything(self.recipe.config.seed)
         if isinstance(self.model, nn.Module):
             return copy.deepcopy(self.model)
+        return self._new_network()
+
+    def _new_network(self) -> nn.Module:
         if callable(self.model):
             return self.model()
         return zoo.build(self.model or self.recipe.model)
@@ -347,6 +466,11 @@ def open_storage(url: str | os.PathLike = DEFAULT_STORAGE) -> optuna.storages.Ba
     optuna = require_optuna()
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
+    if not isinstance(url, (str, os.PathLike)):
+        raise SweepError(
+            f"storage must be a database URL or a journal file path (a string), e.g. "
+            f"{DEFAULT_STORAGE!r}, got {url!r}."
+        )
     text = os.fspath(url)
     if "://" not in text:
         if not text.endswith(JOURNAL_SUFFIXES):
@@ -451,8 +575,10 @@ def make_sampler(
     grid sampler is always seeded (0 by default), so that all workers share its order."""
     import optuna
 
+    if seed is not None and not (_is_whole(seed) and seed >= 0):
+        raise SweepError(f"seed must be a whole number >= 0 or None, got {seed!r}.")
     if name == "grid":
-        grid = {dimension.name: list(dimension.grid) for dimension in space.values()}
+        grid = {dimension.name: list(dimension.grid) for dimension in _as_space(space).values()}
         return optuna.samplers.GridSampler(grid, seed=seed or 0)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
@@ -498,6 +624,21 @@ def open_study(
     model, space or data) is refused, so trials of two different sweeps never mix."""
     import optuna
 
+    if not isinstance(name, str) or not name:
+        raise SweepError(f"a study needs a name (a non-empty string), got {name!r}.")
+    if not isinstance(objective, Objective):
+        raise SweepError(
+            f"open_study needs an Objective (sweep.Objective(recipe, train_data)), got "
+            f"{type(objective).__name__}."
+        )
+    for what, given, kind, names in (
+        ("sampler", sampler, optuna.samplers.BaseSampler, SAMPLERS),
+        ("pruner", pruner, optuna.pruners.BasePruner, PRUNERS),
+    ):
+        if not isinstance(given, (str, kind)):
+            raise SweepError(
+                f"{what} must be one of {', '.join(names)} or an Optuna {what}, got {given!r}."
+            )
     if not isinstance(storage, optuna.storages.BaseStorage):
         storage = open_storage(storage)
     if isinstance(sampler, str):
@@ -558,6 +699,8 @@ def add_trials(
     """Run ``trials`` more trials of ``study`` here (lecture 07, the command line) and
     return them. Other workers may add trials to the same study at the same time; the grid
     sampler stops early once every grid point has been tried."""
+    if not _is_whole(trials):
+        raise SweepError(f"trials is how many trials to run, a whole number; got {trials!r}.")
     mine: list[int] = []
 
     def remember(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -587,12 +730,28 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("trial") if rows else pd.DataFrame()
 
 
-def best_recipe(study: optuna.Study, recipe: Recipe | TrainConfig) -> Recipe:
+def best_recipe(study: optuna.Study, recipe: Recipe | TrainConfig | str) -> Recipe:
     """``recipe`` with the best trial's settings (chosen on validation): the one run to
-    train again and evaluate on the test set once (lecture 07)."""
-    if isinstance(recipe, TrainConfig):
-        recipe = Recipe(name="custom", model="", config=recipe)
+    train again and evaluate on the test set once (lecture 07). It must be the recipe the
+    study swept (the settings it did not sweep are compared with the study's)."""
+    import optuna
+
+    recipe = _as_recipe(recipe)
+    if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        raise SweepError(
+            f"study {study.study_name!r} has no completed trial yet, so no best recipe: run "
+            "add_trials first."
+        )
     best = study.best_trial
+    saved = study.user_attrs.get("setup", {}).get("config")
+    if saved is not None:
+        mine = json.loads(json.dumps(recipe.config.to_dict()))
+        differ = [key for key in mine if key not in best.params and mine[key] != saved.get(key)]
+        if differ:
+            raise SweepError(
+                f"study {study.study_name!r} swept another recipe (it differs in "
+                f"{', '.join(differ)}); pass the recipe the study was opened with."
+            )
     return Recipe(
         name=f"{recipe.name}-best",
         model=recipe.model,
@@ -613,6 +772,11 @@ def importance_evaluator(
 
     from optuna.importance import PedAnovaImportanceEvaluator
 
+    if not _is_number(target_quantile) or not 0 < target_quantile < 1:
+        raise SweepError(
+            f"target_quantile is the share of best trials to explain, a number in (0, 1) such "
+            f"as 0.25; got {target_quantile!r}."
+        )
     accepted = inspect.signature(PedAnovaImportanceEvaluator).parameters
     name = "target_quantile" if "target_quantile" in accepted else "baseline_quantile"  # < 5.0
     return PedAnovaImportanceEvaluator(**{name: target_quantile})
