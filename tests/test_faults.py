@@ -320,7 +320,7 @@ def test_api_arguments_that_cannot_work_are_refused_at_the_door():
     model = ResNet([1], [4])
     with pytest.raises(ConfigError, match="mixer= and mixup=0.4 both mix"):
         fit(model, loader, epochs=1, mixer=Mixer("cutmix", 1.0), mixup=0.4, progress=False)
-    with pytest.raises(TypeError, match="on_epoch must be a function"):
+    with pytest.raises(TypeError, match="on_epoch must be callable"):
         fit(model, loader, epochs=1, on_epoch=5, progress=False)
     with pytest.raises(ValueError, match="precision must be one of"):
         evaluate(
@@ -371,7 +371,7 @@ def test_model_and_augmentation_spec_mistakes_are_one_line():
         ({"optimizer": "adam", "optimizer_kwargs": {"betas": [0.9]}}, "betas must be 2 numbers"),
         ({"optimizer": "adam", "optimizer_kwargs": {"amsgrad": "yes"}}, "True or False"),
         ({"schedule_kwargs": {"pct_start": 5}}, "onecycle schedule refuses"),
-        ({"schedule": "plateau", "schedule_kwargs": {"mode": "maxx"}}, "mode maxx"),
+        ({"schedule": "plateau", "schedule_kwargs": {"mode": "maxx"}}, "mode must be .max."),
         ({"schedule": "plateau", "schedule_kwargs": {"patience": -1}}, "patience must be"),
         ({"schedule": "step", "schedule_kwargs": {"milestones": "ab"}}, "milestones must be"),
         ({"learning_rate": 0.1}, "did you mean lr"),
