@@ -23,6 +23,7 @@ Functions: build, build_pipeline, describe, apply_pipeline.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import inspect
 import math
 from collections.abc import Callable, Sequence
@@ -692,17 +693,23 @@ def build(spec: str | dict | Augmentation | Callable) -> Callable:
 def _check_signature(step: Callable) -> None:
     """A custom augmentation is called as ``step(images, generator)``: say so at build time,
     not as a TypeError in the middle of the first epoch."""
+    module = isinstance(step, torch.nn.Module)  # e.g. a torchvision transform: forward(img)
     try:
-        signature = inspect.signature(step)
+        signature = inspect.signature(step.forward if module else step)
     except (TypeError, ValueError):  # some built-in callables have none to inspect
         return
     try:
         signature.bind(None, None)
     except TypeError:
+        hint = (
+            "; a torchvision transform works on one image: use the course's names "
+            f"({', '.join(AUGMENTATIONS)})"
+            if module
+            else " (use the generator for its randomness: torch.rand(..., generator=generator))"
+        )
         raise TypeError(
             f"Augmentation {_qualified_name(step)!r} takes {signature}, but augmentations are "
-            "called as step(images, generator): give it both parameters (use the generator "
-            "for its randomness, e.g. torch.rand(..., generator=generator))."
+            f"called as step(images, generator): give it both parameters{hint}."
         ) from None
 
 
@@ -730,6 +737,21 @@ def describe(pipeline: Sequence[Callable]) -> list:
         step.spec() if isinstance(step, Augmentation) else _qualified_name(step)
         for step in pipeline
     ]
+
+
+def code_fingerprint(pipeline: Sequence[Callable]) -> str | None:
+    """A short digest of the code of a pipeline's own functions (not the course's
+    augmentations, whose specs say everything): ``fit`` records it so that resuming after
+    editing a function of the same name is refused. None when there is none."""
+    codes = []
+    for step in pipeline:
+        if isinstance(step, Augmentation):
+            continue
+        function = getattr(step, "__func__", step)
+        code = getattr(function, "__code__", None) or getattr(type(step).__call__, "__code__", None)
+        if code is not None:
+            codes.append(code.co_code + repr(code.co_consts).encode())
+    return hashlib.sha1(b"".join(codes)).hexdigest()[:12] if codes else None
 
 
 def apply_pipeline(

@@ -120,8 +120,9 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
         content = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # truncated, empty, garbage, or holding code: never unpickled
         raise CheckpointMismatchError(
-            f"{path} is not a readable course_utils checkpoint ({type(error).__name__}); it may "
-            "be truncated or not ours. Delete it (or move it away) and train afresh."
+            f"{path} is not a readable course_utils checkpoint ({type(error).__name__}): give the "
+            "run's checkpoint.pt; if this is one, it is truncated or damaged: move it away and "
+            "train afresh."
         ) from None
     if not isinstance(content, dict) or "format_version" not in content:
         raise CheckpointMismatchError(
@@ -172,18 +173,24 @@ def _check_entries(path: Path, content: dict) -> None:
         )
 
 
-def restore(content: dict, model: nn.Module, optimizer: Any = None, scheduler: Any = None) -> None:
+def restore(
+    content: dict,
+    model: nn.Module,
+    optimizer: Any = None,
+    scheduler: Any = None,
+    source: str = "the checkpoint",
+) -> None:
     """Put a checkpoint's weights (and optimizer/scheduler state when given) into the objects;
     :class:`CheckpointMismatchError` when the weights, the optimizer's kind or the schedule's
     kind do not fit (checked before anything is loaded)."""
     if not isinstance(content, dict) or not isinstance(content.get("model"), dict):
         raise TypeError("restore takes a checkpoint dict (read_checkpoint's) with its model.")
-    check_compatible(model.state_dict(), content["model"], source="the checkpoint")
+    check_compatible(model.state_dict(), content["model"], source=source)
     saved_optimizer, saved_schedule = content.get("optimizer"), content.get("scheduler")
     if optimizer is not None and saved_optimizer is not None:
-        _check_same_kind(optimizer.state_dict(), saved_optimizer, "optimizer")
+        _check_same_kind(optimizer.state_dict(), saved_optimizer, "optimizer", source)
     if scheduler is not None and saved_schedule is not None:
-        _check_same_kind(scheduler.state_dict(), saved_schedule, "learning-rate schedule")
+        _check_same_kind(scheduler.state_dict(), saved_schedule, "learning-rate schedule", source)
     model.load_state_dict(content["model"])
     if optimizer is not None and saved_optimizer is not None:
         optimizer.load_state_dict(saved_optimizer)
@@ -220,22 +227,26 @@ def load_checkpoint(
             )
         weights = {k.removeprefix("module."): v for k, v in ema.items() if k.startswith("module.")}
         content = {**content, "model": weights}
-    restore(content if rng else {**content, "rng": None}, model, optimizer, scheduler)
+    restore(content if rng else {**content, "rng": None}, model, optimizer, scheduler, str(path))
     return content
 
 
-def _check_same_kind(mine: dict, saved: dict, what: str) -> None:
+_SET_BY_SCHEDULES = {"params", "initial_lr", "max_lr", "min_lr", "base_momentum", "max_momentum"}
+"""Optimizer-group entries a learning-rate schedule adds (compared with the schedule)."""
+
+
+def _check_same_kind(mine: dict, saved: dict, what: str, source: str) -> None:
     """The saved state has the entries this object's state has (Adam's betas are not in an
     SGD state, a Lookahead state is not a plain optimizer's, a cosine's not a one-cycle's)."""
     if "param_groups" in mine:  # an optimizer: compare the settings in its first group
         mine = mine["param_groups"][0] if mine["param_groups"] else {}
         groups = saved.get("param_groups") if isinstance(saved, dict) else None
         saved = groups[0] if groups else {}
-    missing = sorted(set(mine) - set(saved) - {"params", "initial_lr", "max_lr", "min_lr"})
+    missing = sorted(set(mine) - set(saved) - _SET_BY_SCHEDULES)
     if missing:
         raise CheckpointMismatchError(
-            f"the checkpoint's {what} state is of another kind (it lacks {', '.join(missing)}): "
-            f"build the same {what} it was saved with, or load only the weights."
+            f"{source}'s {what} state is of another kind or damaged (it lacks "
+            f"{', '.join(missing)}): build the {what} it was saved with, or load only the weights."
         )
 
 

@@ -280,6 +280,12 @@ def checked_mixer(mixer: Callable) -> Callable:
                 "mixer must return (x, y, y_mixed, lam), got "
                 f"{len(mixed) if isinstance(mixed, tuple) else type(mixed).__name__} value(s)."
             )
+        for role, labels in (("y", mixed[1]), ("y_mixed", mixed[2])):
+            if isinstance(labels, torch.Tensor) and labels.shape != y.shape:
+                raise ValueError(
+                    f"mixer's {role} must be class indices like y (shape {list(y.shape)}), got "
+                    f"shape {list(labels.shape)}; mixed_loss mixes the two losses with lam."
+                )
         lam = mixed[3]
         if isinstance(lam, numbers.Real) and not 0 <= lam <= 1:
             raise ValueError(f"mixer's lam is the share of the first image, in [0, 1]; got {lam}.")

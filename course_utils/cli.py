@@ -209,6 +209,8 @@ def train(args: argparse.Namespace) -> int:
     _warn_if_slow(
         model, round(len(train_data) * (1 - recipe.config.val_split)) * recipe.config.epochs
     )
+    saved = out / FILES["checkpoint"]
+    old_checkpoint = saved.stat().st_mtime_ns if saved.is_file() else None
     try:
         result = run(
             recipe,
@@ -226,17 +228,23 @@ def train(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"\n{_interrupted(out / FILES['checkpoint'], args.overwrite)}", file=sys.stderr)
+        print(
+            f"\n{_interrupted(out / FILES['checkpoint'], old_checkpoint, args.overwrite)}",
+            file=sys.stderr,
+        )
         return 130
     _print_summary(result, out, time.perf_counter() - started)
     return 0
 
 
-def _interrupted(checkpoint: Path, overwrite: bool) -> str:
-    """What a Ctrl-C during training left, and the command that continues it."""
+def _interrupted(checkpoint: Path, before: int | None, overwrite: bool) -> str:
+    """What a Ctrl-C during training left (``before``: the checkpoint's modification time
+    when the command started, None if there was none), and how to continue."""
     if not checkpoint.is_file():
         return "Interrupted before the first epoch finished: nothing was saved; run it again."
-    how = "replace --overwrite with --resume" if overwrite else "add --resume to the same command"
+    if checkpoint.stat().st_mtime_ns == before:  # no epoch of this command finished
+        return f"Interrupted before the first epoch finished: {checkpoint.parent} is as it was."
+    how = "replace --overwrite with --resume" if overwrite else "run it again with --resume"
     return f"Interrupted. The finished epochs are in {checkpoint}: {how} to continue."
 
 

@@ -98,6 +98,14 @@ class TrainConfig:
                 "config.replace(**changes) for a dict."
             )
         _refuse_unknown(changes)
+        # A new optimizer or schedule starts from its own defaults: the old one's arguments
+        # (a recipe's pct_start, Nesterov's momentum) would not fit it.
+        if changes.get("schedule", self.schedule) != self.schedule:
+            changes.setdefault("schedule_kwargs", {})
+        if changes.get("optimizer", self.optimizer) != self.optimizer:
+            changes.setdefault("optimizer_kwargs", {})
+            if changes["optimizer"] not in optim.MOMENTUM_OPTIMIZERS:
+                changes.setdefault("momentum", None)
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -173,9 +181,13 @@ class TrainConfig:
             )
         if self.momentum is not None:
             if self.optimizer not in optim.MOMENTUM_OPTIMIZERS:
+                own = (
+                    "plain SGD has none: choose optimizer 'momentum' or 'nesterov'"
+                    if self.optimizer == "sgd"
+                    else f"{self.optimizer} has its own (e.g. Adam's betas in optimizer_kwargs)"
+                )
                 raise ConfigError(
-                    f"momentum is used by {' and '.join(optim.MOMENTUM_OPTIMIZERS)} only; "
-                    f"{self.optimizer} has its own (e.g. Adam's betas in optimizer_kwargs)."
+                    f"momentum is used by {' and '.join(optim.MOMENTUM_OPTIMIZERS)} only; {own}."
                 )
             _check_number("momentum", self.momentum, low=0, high=1)
         accepted = optim.accepted_kwargs(self.optimizer)
@@ -187,7 +199,10 @@ class TrainConfig:
             )
         if self.lookahead is not None:
             if set(self.lookahead) != {"k", "alpha"}:
-                raise ConfigError(f"lookahead needs exactly k and alpha, got {self.lookahead!r}.")
+                raise ConfigError(
+                    f"lookahead needs exactly k and alpha, e.g. {{'k': 5, 'alpha': 0.5}}; got "
+                    f"{self.lookahead!r}."
+                )
             _check_int("lookahead k", self.lookahead["k"], low=1)
             _check_number("lookahead alpha", self.lookahead["alpha"], 0, 1, low_open=True)
 

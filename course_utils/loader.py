@@ -53,6 +53,11 @@ def normalize(
             "for a single image use image.unsqueeze(0)."
         )
     _check_statistics(mean, std)
+    if images.is_floating_point() and images.numel() and float(images.amax()) > 2:
+        raise ValueError(
+            f"float images must be in [0, 1] (their maximum is {float(images.amax()):.4g}): "
+            "divide 0-255 pixels by 255, or pass the uint8 images themselves."
+        )
     channels = images.shape[1]
     mean = torch.as_tensor(mean, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
     std = torch.as_tensor(std, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
@@ -142,6 +147,11 @@ class DeviceLoader:
             raise ValueError(
                 "an evaluation loader (train=False) does not augment: drop augment=, or use "
                 "train=True for a training loader."
+            )
+        if isinstance(augment, (str, dict)):
+            raise TypeError(
+                f"augment must be a list of augmentations, e.g. augment=['crop', 'flip'], got "
+                f"{augment!r}."
             )
         self.pipeline = augmentations.build_pipeline(
             defaults.augment if augment is None else augment

@@ -201,9 +201,12 @@ def make_optimizer(
             f"{name} takes no momentum (only {' and '.join(MOMENTUM_OPTIMIZERS)} do); "
             "Adam-style optimizers set theirs with betas=(beta1, beta2)."
         )
-    optimizer = OPTIMIZER_CLASSES[name](
-        _as_params(params), lr=lr, weight_decay=weight_decay, **kwargs
-    )
+    try:
+        optimizer = OPTIMIZER_CLASSES[name](
+            _as_params(params), lr=lr, weight_decay=weight_decay, **kwargs
+        )
+    except (TypeError, ValueError) as error:  # torch's own checks: an empty model, nesterov at 0
+        raise ValueError(f"{name} cannot be built: {error}.") from None
     return Lookahead(optimizer, **lookahead) if lookahead else optimizer
 
 

@@ -199,7 +199,13 @@ def _build_network(model: nn.Module | str | Callable | None, recipe_model: str) 
         return model
     if model is None or isinstance(model, str):
         return zoo.build(model or recipe_model)
-    network = model()
+    try:
+        network = model()
+    except TypeError as error:  # e.g. model=ResNet: a class that needs its arguments
+        raise TypeError(
+            f"model={getattr(model, '__name__', model)!r} cannot be built with no arguments "
+            f"({error}): build it first, model=ResNet(...), or pass a function that does."
+        ) from None
     if not isinstance(network, nn.Module):
         raise TypeError(f"model() must return an nn.Module, got {type(network).__name__}.")
     return network

@@ -110,6 +110,8 @@ def seed_everything(seed: int, deterministic: bool | None = None) -> None:
     kernels, so that two runs give bit-identical results (slower on a GPU), ``False`` lets it
     choose (and autotune) fast ones, and ``None`` keeps the current choice: ``fit`` seeds this
     way, so a mode switched on before training stays on (lecture 07)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be a whole number in [0, 2**32), got {seed!r}.")
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

@@ -28,6 +28,7 @@ from torch.optim import Optimizer
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
+from course_utils import augment as augmentations
 from course_utils import checkpoint as ckpt
 from course_utils import checks, settings
 from course_utils.config import ConfigError, TrainConfig
@@ -51,7 +52,8 @@ HISTORY_FORMAT = 2
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
 OPTIMIZER_FIELDS = ("optimizer", "lr", "weight_decay", "momentum", "optimizer_kwargs", "lookahead")
 LOADER_FIELDS = ("batch_size", "augment")  # a loader's own settings, recorded from it
-RUN_IDENTITY = ("model", "parameters", "architecture", "train_images", "data", "loss", "mixer")
+RUN_IDENTITY = ("model", "parameters", "architecture", "train_images", "data", "augment_code",
+                "loss", "mixer")  # fmt: skip
 """What a resumed run must share with the saved one, besides its config."""
 
 
@@ -110,7 +112,13 @@ class History:
     @classmethod
     def load(cls, path: str | os.PathLike) -> History:
         """Read a history written by :meth:`save`."""
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        try:
+            values = json.loads(Path(path).read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise ValueError(
+                f"{path} is not a history JSON file (a run's history.json): give that file."
+            ) from None
+        return cls.from_dict(values)
 
     def best(self, metric: str = "val_acc") -> dict:
         """The epoch with the best ``metric`` (lowest loss, highest otherwise). Choosing an
@@ -174,7 +182,9 @@ def fit(
     settings.seed_everything(config.seed)
     if hasattr(train_loader, "set_seed"):
         train_loader.set_seed(config.seed)  # one seed for the shuffle and augmentation too
-    device = torch.device(getattr(train_loader, "device", None) or settings.model_device(model))
+    device = settings.check_device(
+        getattr(train_loader, "device", None) or settings.model_device(model)
+    )
     precision, _ = settings.choose_precision(device, config.precision)
     channels_last = config.channels_last and device.type == "cuda"
     model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
@@ -424,6 +434,7 @@ def _new_history(
         "train_images": getattr(train_loader, "num_images", None)
         or _length(getattr(train_loader, "dataset", None)),
         "data": getattr(train_loader, "fingerprint", None),
+        "augment_code": augmentations.code_fingerprint(getattr(train_loader, "pipeline", ())),
         "loss": repr(loss) if loss is not None else None,
         "mixer": (getattr(mixer, "__qualname__", None) or repr(mixer)) if mixer else None,
     }
@@ -558,7 +569,7 @@ def _continue(path: str | os.PathLike, saved: dict, state: dict, history: Histor
         if key != "epochs" and planned.get(key) != value
     ]
     changed += [  # the run's name, model, data, loss and mixer must be the saved run's too
-        f"{key} changed" if key in ("architecture", "data") else
+        f"{key} changed" if key in ("architecture", "data", "augment_code") else
         f"{key}: {before['run'].get(key)!r} -> {value!r}"
         for key, value in history.run.items()
         if key in RUN_IDENTITY and before["run"].get(key) != value
@@ -589,7 +600,7 @@ def _continue(path: str | os.PathLike, saved: dict, state: dict, history: Histor
     restored = History.from_dict(saved["history"])  # before any weight is touched
     if len(restored.epochs) != saved["epoch"]:
         raise ValueError(f"epoch {saved['epoch']} but {len(restored.epochs)} epochs recorded")
-    ckpt.restore(saved, state["model"], state["optimizer"], state["schedule"])
+    ckpt.restore(saved, state["model"], state["optimizer"], state["schedule"], source=str(path))
     extra = saved["extra"] or {}
     for key in ("loader", "ema", "scaler"):
         if key in extra and state[key] is not None and hasattr(state[key], "load_state_dict"):

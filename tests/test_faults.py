@@ -126,7 +126,24 @@ def test_ctrl_c_says_what_was_saved_and_how_to_resume(
     elif overwrite:
         assert "replace --overwrite with --resume" in err
     else:
-        assert "add --resume to the same command" in err
+        assert "run it again with --resume" in err
+
+
+def test_ctrl_c_before_an_overwrite_run_started_says_the_old_run_is_as_it_was(
+    tmp_path, capsys, monkeypatch
+):
+    out = tmp_path / "x"
+    base = ["train", "--model", "wang", "--epochs", "1", *T, "--out", str(out)]
+    assert run_cli(base, capsys)[0] == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(recipes, "fit", interrupted)
+    code, _, err = run_cli([*base, "--overwrite"], capsys)
+    assert code == 130 and "is as it was" in err and "--resume" not in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
 def test_sigterm_ends_a_run_like_ctrl_c(monkeypatch, tmp_path, capsys):

@@ -364,3 +364,124 @@ def test_overwrite_keeps_the_old_run_when_the_new_one_fails_on_its_first_step(tm
                 progress=False, lr=0.005)  # fmt: skip
     assert json.loads((out / "history.json").read_text())["config"]["lr"] == 0.005
     assert sorted(p.name for p in out.iterdir()) == sorted(before)  # nothing set aside is left
+
+
+# --------------------------------------------------------------------------- sixth pass
+
+
+class GpuLoader(list):
+    device = "gpu"
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "message"),
+    [
+        (
+            lambda: __import__("course_utils").optim.make_optimizer("nesterov", tiny(), 0.1, 0, 0),
+            ValueError,
+            "nesterov cannot be built: Nesterov momentum requires",
+        ),  # fmt: skip
+        (
+            lambda: __import__("course_utils").optim.make_optimizer("sgd", [], 0.1, 0),
+            ValueError,
+            "empty parameter list",
+        ),  # fmt: skip
+        (
+            lambda: recipes.run(
+                "wang", data(), data(32, split="test"), model=ResNet, epochs=1, batch_size=32
+            ),
+            TypeError,
+            "cannot be built with no arguments",
+        ),  # fmt: skip
+        (
+            lambda: DeviceLoader(
+                data(), 32, augment=[__import__("torchvision").transforms.RandomHorizontalFlip()]
+            ),
+            TypeError,
+            "a torchvision transform works on one image",
+        ),  # fmt: skip
+        (lambda: DeviceLoader(data(), 32, augment="flip"), TypeError, "augment must be a list"),
+        (
+            lambda: fit(
+                tiny(),
+                loader(),
+                mixer=lambda x, y: (x, y, nn.functional.one_hot(y, 10), 0.5),
+                **RUN,
+            ),
+            ValueError,
+            "class indices like y",
+        ),  # fmt: skip
+        (
+            lambda: __import__("course_utils").settings.seed_everything("0"),
+            ValueError,
+            "seed must be a whole number",
+        ),  # fmt: skip
+        (lambda: TrainConfig(optimizer="sgd", momentum=0.9), ConfigError, "plain SGD has none"),
+        (
+            lambda: __import__("course_utils").loader.normalize(
+                data(8).images.float(), (0.5,) * 3, (0.2,) * 3
+            ),
+            ValueError,
+            "in \\[0, 1\\]",
+        ),  # fmt: skip
+        (lambda: fit(tiny(), GpuLoader([(x32, y32)]), **RUN), ValueError, "not a device name"),
+    ],
+)
+def test_sixth_pass_mistakes_are_one_clear_error(make, error, message):
+    with pytest.raises(error, match=message) as caught:
+        make()
+    assert one_line(caught.value)
+
+
+def test_a_history_and_a_checkpoint_are_not_taken_for_each_other(tmp_path):
+    from course_utils.checkpoint import read_checkpoint
+    from course_utils.train import History
+
+    history = fit(tiny(), loader(), checkpoint=tmp_path / "run.pt", **RUN)
+    history.save(tmp_path / "history.json")
+    with pytest.raises(ValueError, match="not a history JSON file"):
+        History.load(tmp_path / "run.pt")
+    with pytest.raises(CheckpointMismatchError) as caught:
+        read_checkpoint(tmp_path / "history.json")
+    assert "Delete" not in str(caught.value) and "give the run's checkpoint.pt" in str(caught.value)
+
+
+def test_a_new_schedule_or_optimizer_starts_from_its_own_defaults(tmp_path, capsys):
+    from _cli import run_cli
+
+    wang = recipes.get_recipe("wang")
+    assert wang.replace(schedule="cosine").config.schedule_kwargs == {}
+    fast = recipes.get_recipe("fast94").replace(optimizer="adam")
+    assert fast.config.momentum is None and fast.config.optimizer_kwargs == {}
+    argv = ["train", "--recipe", "wang", "--schedule", "cosine", "--smoke", "--data", "synthetic",
+            "--train-images", "128", "--test-images", "64", "--batch-size", "32",
+            "--no-progress", "--out", str(tmp_path / "o")]  # fmt: skip
+    code, _, err = run_cli(argv, capsys)
+    assert code == 0, err
+
+
+def test_resume_refuses_an_edited_augmentation_of_the_same_name(tmp_path):
+    def shift(images, generator):
+        return images
+
+    path = tmp_path / "run.pt"
+    _first_epoch(path, train_loader=loader(augment=[shift]))
+
+    def shift(images, generator):  # noqa: F811 - the cell edited and run again
+        return images.flip(-1)
+
+    with pytest.raises(CheckpointMismatchError, match="augment_code changed"):
+        fit(tiny(), loader(augment=[shift]), checkpoint=path, resume=True, **RUN | {"epochs": 2})
+
+
+def test_a_schedule_state_of_another_kind_names_the_schedule(tmp_path):
+    from course_utils.optim import make_optimizer, make_scheduler
+
+    model = tiny()
+    optimizer = make_optimizer("nesterov", model, 0.1, 0.0)
+    cosine = make_scheduler("cosine", optimizer, 2, 4)
+    path = save_checkpoint(tmp_path / "c.pt", model, optimizer, cosine)
+    fresh = make_optimizer("nesterov", model, 0.1, 0.0)
+    onecycle = make_scheduler("onecycle", fresh, 2, 4)
+    with pytest.raises(CheckpointMismatchError, match="learning-rate schedule state"):
+        load_checkpoint(path, model, fresh, onecycle)
