@@ -91,7 +91,9 @@ class TrainConfig:
         return hash(json.dumps(self.to_dict(), sort_keys=True, default=repr))
 
     def replace(self, *positional: Any, **changes: Any) -> TrainConfig:
-        """A checked copy with some fields changed; an unknown field name is an error."""
+        """A checked copy with some fields changed; an unknown field name is an error. A new
+        optimizer or schedule starts from its own arguments: unless given too, its kwargs
+        (and, for an optimizer without momentum, ``momentum``) are reset."""
         if positional:
             raise TypeError(
                 "replace takes settings by name: config.replace(lr=0.05), or "

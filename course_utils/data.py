@@ -821,7 +821,8 @@ def load_image_folder(
     listing = _folder_listing(source) if source.is_dir() else None
     fingerprint = _fingerprint(resolved, listing)
     cache = folder / _image_cache_name(resolved, split)
-    cached = _read_image_cache(cache, fingerprint, source)
+    files = None if listing is None else sum(split in rel.split("/")[:2] for rel, _, _ in listing)
+    cached = _read_image_cache(cache, fingerprint, source, files)
     if cached is None:
         if listing is None:  # an archive: one pass reads both splits, so decode both
             splits = _split_files(source, _read_archive(source))
@@ -1183,10 +1184,11 @@ def _image_cache_name(resolved: Path, split: str) -> str:
 
 
 def _read_image_cache(
-    cache: Path, fingerprint: str, source: Path
+    cache: Path, fingerprint: str, source: Path, files: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, str] | None:
     """A split's cached (images, labels, formats), or None when there is none, or it is
-    damaged or stale (then it is rebuilt)."""
+    damaged, stale or holds another number of images than the folder's ``files`` (then it
+    is rebuilt)."""
     if not cache.is_file():
         return None
     try:
@@ -1202,6 +1204,12 @@ def _read_image_cache(
         return None
     if not valid:
         print(f"Ignoring the cache {cache}: its arrays are not CIFAR-10 images; rebuilding it.")
+        return None
+    if files is not None and len(labels) != files:
+        print(
+            f"Ignoring the cache {cache}: {len(labels):,} images for {files:,} files; "
+            "rebuilding it."
+        )
         return None
     return images, labels, formats
 

@@ -252,7 +252,7 @@ def fit(
                 if averaged is not None:
                     averaged.update_parameters(model)
                 tally.add(step_loss, logits.detach(), y, y_mixed, lam)
-            record = tally.finish()
+            record = tally.finish(steps)
             evaluated = averaged.module if averaged is not None else model
             result = evaluate(evaluated, val_loader, precision=precision) if val_loader else None
             record["val_loss"] = result.loss if result else None
@@ -323,11 +323,16 @@ class _EpochTally:
         loss = sum(v * n for v, n in zip(losses, self.batch_sizes, strict=True)) / images
         return {"train_loss": loss, "train_acc": float(self.correct) / images}
 
-    def finish(self) -> dict:
-        """The epoch's record: train metrics, final learning rate and timing."""
+    def finish(self, steps: int) -> dict:
+        """The epoch's record: train metrics, final learning rate and timing. An epoch of
+        other than the ``steps`` the schedule was planned for (a loader whose len() is
+        wrong) is an error: the schedule would end early or never."""
         self.sync()
-        if not self.batch_sizes:
-            raise ValueError("The training loader yielded no batch: give it at least one.")
+        if len(self.batch_sizes) != steps:
+            raise ValueError(
+                f"The training loader yielded {len(self.batch_sizes)} batches, but its len() is "
+                f"{steps}, which the schedule was planned for: make len() match the batches."
+            )
         seconds = time.perf_counter() - self.start
         previous = self.history.epochs[-1]["elapsed"] if self.history.epochs else 0.0
         return {

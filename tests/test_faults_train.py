@@ -485,3 +485,34 @@ def test_a_schedule_state_of_another_kind_names_the_schedule(tmp_path):
     onecycle = make_scheduler("onecycle", fresh, 2, 4)
     with pytest.raises(CheckpointMismatchError, match="learning-rate schedule state"):
         load_checkpoint(path, model, fresh, onecycle)
+
+
+class LyingLoader(list):
+    def __len__(self):
+        return 5
+
+
+def test_a_loader_whose_len_is_wrong_is_named_after_its_first_epoch():
+    with pytest.raises(ValueError, match="yielded 1 batches, but its len\\(\\) is 5"):
+        fit(tiny(), LyingLoader([(x32, y32)]), **RUN)
+
+
+def test_an_image_cache_that_does_not_match_the_folder_is_rebuilt(tmp_path, capsys):
+    from PIL import Image
+
+    from course_utils.data import CIFAR10_CLASSES, load_image_folder
+
+    for name in CIFAR10_CLASSES:
+        (tmp_path / "f" / "train" / name).mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (32, 32), (20 * i, 0, 0)).save(
+                tmp_path / "f" / "train" / name / f"{i}.png"
+            )
+    first = load_image_folder(tmp_path / "f", expected_counts=None, root=tmp_path / "cache")
+    (cache,) = (tmp_path / "cache").glob("*train*.npz")
+    with np.load(cache) as stored:
+        kept = {key: stored[key] for key in stored.files}
+    np.savez(cache, **kept | {"images": kept["images"][:10], "labels": kept["labels"][:10]})
+    again = load_image_folder(tmp_path / "f", expected_counts=None, root=tmp_path / "cache")
+    assert len(again) == len(first) == 20
+    assert "10 images for 20 files; rebuilding it" in capsys.readouterr().out
