@@ -135,21 +135,18 @@ class ComputeLedger:
         self.pflops: dict[str, float] = {}
 
     def add(self, name: str, model: nn.Module, images: int) -> float:
-        """Record and print one run's training PFLOPs (3 x forward FLOPs x images seen); each
-        run needs its own name, so that none is left out of the total."""
+        """Record and print one run's training PFLOPs (3 x forward FLOPs x images seen). A
+        name already recorded is a cell run again (a Try it): the new run replaces the old
+        one in the total, and the printed line says so."""
         _check_model(model, "ComputeLedger.add")
-        if name in self.pflops:
-            raise ValueError(
-                f"the ledger already has a run named {name!r} ({self.pflops[name]:.3g} PFLOPs); "
-                "give each run its own name."
-            )
         if isinstance(images, bool) or not isinstance(images, numbers.Real) or images < 0:
             raise ValueError(
                 f"images is how many images the run trained on (>= 0), got {images!r}."
             )
         pflops = training_flops(model, images) / 1e15
+        again = " (replaces the earlier run of this name)" if name in self.pflops else ""
         self.pflops[name] = pflops
-        print(f"{name}: {count_parameters(model):,} parameters, {pflops:.3g} PFLOPs")
+        print(f"{name}: {count_parameters(model):,} parameters, {pflops:.3g} PFLOPs{again}")
         return pflops
 
     @property
