@@ -184,9 +184,15 @@ def _check_checkpoint(checkpoint: Any, resume: bool) -> None:
         )
 
 
-def check_batch(x: Any, y: Any) -> None:
-    """A batch is float images [B, C, H, W] and class indices [B] (int64, >= 0): what a
-    DeviceLoader yields. Checked on each epoch's first step."""
+def input_channels(model: nn.Module) -> int | None:
+    """The colour channels the model's first convolution takes (None without one)."""
+    first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    return first.in_channels if first is not None else None
+
+
+def check_batch(x: Any, y: Any, channels: int | None = None) -> None:
+    """A batch is float images [B, C, H, W] (``channels`` of them when known) and class
+    indices [B] (int64, >= 0): what a DeviceLoader yields. Checked on each pass's first batch."""
     if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
         raise TypeError(
             f"a batch must be (images, labels) tensors, got ({type(x).__name__}, "
@@ -201,6 +207,12 @@ def check_batch(x: Any, y: Any) -> None:
         raise ValueError(
             f"images of shape {list(x.shape)} have their colours last: "
             "x.permute(0, 3, 1, 2) gives [B, 3, H, W]."
+        )
+    if channels is not None and x.shape[1] != channels:
+        raise ValueError(
+            f"the images have {x.shape[1]} channel(s) but the model's first convolution takes "
+            f"{channels}: for grayscale images use x.expand(-1, 3, -1, -1), or build the model "
+            "for them."
         )
     if y.dtype != torch.int64 or y.dim() != 1 or len(y) != len(x):
         raise TypeError(
@@ -257,8 +269,15 @@ def checked_loss(loss: Callable) -> Callable:
     """A student's loss whose every result must be one number with a gradient (a tensor of
     shape []): a per-image loss or a Python float is named, not a torch error."""
 
-    def step_loss(*args: Any) -> torch.Tensor:
-        value = loss(*args)
+    def step_loss(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        try:
+            value = loss(scores, labels)
+        except RuntimeError as error:  # e.g. MSELoss given class indices
+            raise ValueError(
+                f"loss {loss!r} failed on class scores {list(scores.shape)} and class indices "
+                f"{list(labels.shape)} ({(str(error).splitlines() or [''])[0]}): fit gives a "
+                "loss those two, as nn.CrossEntropyLoss takes them."
+            ) from error
         if not isinstance(value, torch.Tensor) or value.dim() != 0:
             got = list(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
             raise ValueError(

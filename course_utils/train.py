@@ -228,7 +228,7 @@ def fit(
             if hasattr(train_loader, "set_epoch"):
                 train_loader.set_epoch(epoch)
             tally = _EpochTally(history, epoch, bar)
-            for x, y in _batches(train_loader):
+            for x, y in _batches(train_loader, model):
                 x = x.to(device, non_blocking=True)
                 y = y.to(device, non_blocking=True)
                 if channels_last:
@@ -495,9 +495,10 @@ def _postfix(record: dict) -> dict:
     return shown
 
 
-def _batches(loader: Iterable) -> Iterator:
-    """The loader's (images, labels) batches; only the first ``settings.MAX_STEPS`` when that
-    is set, for a dry run of a full-size lecture on a machine too slow to train it."""
+def _batches(loader: Iterable, model: nn.Module) -> Iterator:
+    """The loader's (images, labels) batches, the first checked against what ``model`` takes;
+    only the first ``settings.MAX_STEPS`` when that is set, for a dry run of a full-size
+    lecture on a machine too slow to train it."""
     for index, batch in enumerate(itertools.islice(loader, settings.MAX_STEPS or None)):
         if not isinstance(batch, (tuple, list)) or len(batch) != 2:
             raise TypeError(
@@ -505,7 +506,7 @@ def _batches(loader: Iterable) -> Iterator:
                 f"{f' of {len(batch)}' if isinstance(batch, (tuple, list)) else ''}."
             )
         if index == 0:  # one look per pass at what the loader yields
-            checks.check_batch(*batch)
+            checks.check_batch(*batch, channels=checks.input_channels(model))
         yield batch
 
 
@@ -676,7 +677,7 @@ def evaluate(
     try:
         autocast = torch.autocast(device.type, AUTOCAST_DTYPES[precision], precision != "fp32")
         with torch.no_grad(), autocast:
-            for x, y in _batches(loader):
+            for x, y in _batches(loader, model):
                 log_probs.append(_log_probabilities(model, x.to(device, non_blocking=True), tta))
                 targets.append(y)
     finally:

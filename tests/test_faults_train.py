@@ -516,3 +516,13 @@ def test_an_image_cache_that_does_not_match_the_folder_is_rebuilt(tmp_path, caps
     again = load_image_folder(tmp_path / "f", expected_counts=None, root=tmp_path / "cache")
     assert len(again) == len(first) == 20
     assert "10 images for 20 files; rebuilding it" in capsys.readouterr().out
+
+
+@pytest.mark.filterwarnings("ignore:Using a target size")  # torch's own, before it fails
+def test_grayscale_images_and_a_regression_loss_are_named_before_torch_fails():
+    gray = pairs([(x32[:, :1], y32)])
+    with pytest.raises(ValueError, match="1 channel\\(s\\) but the model's first convolution"):
+        fit(tiny(), gray, **RUN)
+    with pytest.raises(ValueError, match="MSELoss\\(\\) failed on class scores") as caught:
+        fit(tiny(), loader(), loss=nn.MSELoss(), **RUN)
+    assert one_line(caught.value)
