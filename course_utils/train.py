@@ -179,6 +179,7 @@ def fit(
         config, overrides, checkpoint=checkpoint, resume=resume, loss=loss, mixer=mixer,
         on_epoch=on_epoch, progress=progress,
     )  # fmt: skip
+    checkpoint = Path(checkpoint).expanduser() if checkpoint is not None else None
     settings.seed_everything(config.seed)
     if hasattr(train_loader, "set_seed"):
         train_loader.set_seed(config.seed)  # one seed for the shuffle and augmentation too
@@ -201,16 +202,7 @@ def fit(
     schedule = make_scheduler(
         config.schedule, optimizer, config.epochs, steps, **config.schedule_kwargs
     )
-    criterion = (
-        checks.checked_loss(loss)
-        if loss
-        else nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    )
-    mixer = (
-        checks.checked_mixer(mixer)
-        if mixer
-        else (Mixer("mixup", config.mixup) if config.mixup else None)
-    )
+    criterion, mixer = _loss_and_mixer(config, loss, mixer)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     averaged = _ema(model, config.ema)
     forward = _compiled(model, config.compile, device)
@@ -399,6 +391,21 @@ def _check_output(y, logits, loader: Iterable, default_loss: bool) -> None:
     checks.check_logits(logits, y, getattr(loader, "classes", None), training=True)
     if default_loss:
         checks.check_not_probabilities(logits)
+
+
+def _loss_and_mixer(
+    config: TrainConfig, loss: Callable | None, mixer: Callable | None
+) -> tuple[Callable, Callable | None]:
+    """The step's loss (a student's, checked on every call, else cross-entropy with the
+    config's label smoothing) and mixer (a student's, checked, else mixup when configured)."""
+    criterion = (
+        checks.checked_loss(loss)
+        if loss
+        else nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    )
+    if mixer:
+        return criterion, checks.checked_mixer(mixer)
+    return criterion, Mixer("mixup", config.mixup) if config.mixup else None
 
 
 def _own_optimizer(optimizer: Optimizer | None, model: nn.Module) -> Optimizer | None:

@@ -526,3 +526,10 @@ def test_grayscale_images_and_a_regression_loss_are_named_before_torch_fails():
     with pytest.raises(ValueError, match="MSELoss\\(\\) failed on class scores") as caught:
         fit(tiny(), loader(), loss=nn.MSELoss(), **RUN)
     assert one_line(caught.value)
+
+
+def test_resuming_a_tilde_checkpoint_continues_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    _first_epoch("~/run.pt")
+    history = fit(tiny(), loader(), checkpoint="~/run.pt", resume=True, **RUN | {"epochs": 2})
+    assert len(history.epochs) == 2 and "Resumed from" in capsys.readouterr().out
