@@ -588,18 +588,23 @@ def make_sampler(
 
 
 def make_pruner(
-    name: str = "median", startup_trials: int = 3, warmup_epochs: int = 0
+    name: str = "median", startup_trials: int | None = None, warmup_epochs: int | None = None
 ) -> optuna.pruners.BasePruner:
     """An Optuna pruner by name (lecture 07): ``median`` stops a trial whose validation
     accuracy after an epoch is below the median of the earlier trials at that epoch (once
-    ``startup_trials`` trials have finished, and after ``warmup_epochs`` epochs);
-    ``halving`` is successive halving (keep the top third at epochs 1, 3, 9, ...); ``none``
-    never prunes."""
+    ``startup_trials`` trials have finished, default 3, and after ``warmup_epochs`` epochs,
+    default 0); ``halving`` is successive halving (keep the top third at epochs 1, 3, 9,
+    ...); ``none`` never prunes. Only ``median`` takes the two numbers."""
     import optuna
 
+    if name != "median" and (startup_trials is not None or warmup_epochs is not None):
+        raise SweepError(
+            f"startup_trials and warmup_epochs belong to the median pruner; {name!r} takes neither."
+        )
     if name == "median":
         return optuna.pruners.MedianPruner(
-            n_startup_trials=startup_trials, n_warmup_steps=warmup_epochs
+            n_startup_trials=3 if startup_trials is None else startup_trials,
+            n_warmup_steps=warmup_epochs or 0,
         )
     if name == "halving":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)

@@ -357,3 +357,9 @@ def image_data(classes):
 )
 def test_data_refuses_bad_classes_fractions_counts_and_images(call, error, message):
     refused(call, error, message)
+
+
+def test_the_halving_pruner_refuses_the_median_pruners_numbers():
+    pytest.importorskip("optuna")
+    refused(lambda: sweep.make_pruner("halving", startup_trials=3), sweep.SweepError,
+            "belong to the median pruner")  # fmt: skip
