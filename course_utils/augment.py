@@ -23,9 +23,11 @@ Functions: build, build_pipeline, describe, apply_pipeline.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import inspect
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -743,15 +745,27 @@ def code_fingerprint(pipeline: Sequence[Callable]) -> str | None:
     """A short digest of the code of a pipeline's own functions (not the course's
     augmentations, whose specs say everything): ``fit`` records it so that resuming after
     editing a function of the same name is refused. None when there is none."""
-    codes = []
-    for step in pipeline:
-        if isinstance(step, Augmentation):
-            continue
-        function = getattr(step, "__func__", step)
-        code = getattr(function, "__code__", None) or getattr(type(step).__call__, "__code__", None)
-        if code is not None:
-            codes.append(code.co_code + repr(code.co_consts).encode())
+    codes = [_step_code(step) for step in pipeline if not isinstance(step, Augmentation)]
     return hashlib.sha1(b"".join(codes)).hexdigest()[:12] if codes else None
+
+
+def _step_code(step: Callable) -> bytes:
+    """What a custom step runs: its code and constants, and the values it closes over, was
+    given (``functools.partial``) or holds (a callable object's attributes); memory
+    addresses in their text are dropped, so the same step gives the same bytes next time."""
+    if isinstance(step, functools.partial):
+        settings = repr((step.args, sorted(step.keywords.items())))
+        return _step_code(step.func) + settings.encode()
+    function = getattr(step, "__func__", step)
+    code = getattr(function, "__code__", None)
+    if code is not None:
+        cells = [cell.cell_contents for cell in function.__closure__ or ()]
+        held = repr((code.co_consts, cells))
+    else:  # a callable object: its class's __call__ and its attributes
+        code = getattr(type(step).__call__, "__code__", None)
+        held = repr(sorted(vars(step).items())) if hasattr(step, "__dict__") else ""
+    raw = code.co_code if code is not None else b""
+    return raw + re.sub(r" at 0x[0-9a-fA-F]+", "", held).encode()
 
 
 def apply_pipeline(

@@ -40,6 +40,12 @@ def check_model(model: Any, training: bool = True) -> None:
         )
     if any(p.is_meta for p in weights):
         raise ValueError("the model is on the meta device (no weights yet): build it for real.")
+    broken = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
+    if broken:
+        raise ValueError(
+            f"the model's weights are not finite (e.g. {broken[0]}): it diverged in an earlier "
+            "run; build it afresh (rerun the cell that builds it)."
+        )
     odd = sorted({str(p.dtype) for p in weights if p.dtype not in TRAINABLE_DTYPES})
     if training and odd:
         raise TypeError(
@@ -184,15 +190,16 @@ def _check_checkpoint(checkpoint: Any, resume: bool) -> None:
         )
 
 
-def input_channels(model: nn.Module) -> int | None:
-    """The colour channels the model's first convolution takes (None without one)."""
-    first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
-    return first.in_channels if first is not None else None
+def input_channels(model: nn.Module) -> set[int]:
+    """The input channels of the model's convolutions (the images must match one of them;
+    the order modules were registered in need not be the order they run in)."""
+    return {m.in_channels for m in model.modules() if isinstance(m, nn.Conv2d)}
 
 
-def check_batch(x: Any, y: Any, channels: int | None = None) -> None:
-    """A batch is float images [B, C, H, W] (``channels`` of them when known) and class
-    indices [B] (int64, >= 0): what a DeviceLoader yields. Checked on each pass's first batch."""
+def check_batch(x: Any, y: Any, channels: set[int] | None = None) -> None:
+    """A batch is float images [B, C, H, W] (with as many channels as one of the model's
+    convolutions takes) and class indices [B] (int64, >= 0): what a DeviceLoader yields.
+    Checked on each pass's first batch."""
     if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
         raise TypeError(
             f"a batch must be (images, labels) tensors, got ({type(x).__name__}, "
@@ -208,11 +215,11 @@ def check_batch(x: Any, y: Any, channels: int | None = None) -> None:
             f"images of shape {list(x.shape)} have their colours last: "
             "x.permute(0, 3, 1, 2) gives [B, 3, H, W]."
         )
-    if channels is not None and x.shape[1] != channels:
+    if channels and x.shape[1] not in channels:
         raise ValueError(
-            f"the images have {x.shape[1]} channel(s) but the model's first convolution takes "
-            f"{channels}: for grayscale images use x.expand(-1, 3, -1, -1), or build the model "
-            "for them."
+            f"the images have {x.shape[1]} channel(s), but no convolution of the model takes "
+            f"{x.shape[1]} (they take {sorted(channels)}): for grayscale images use "
+            "x.expand(-1, 3, -1, -1), or build the model for them."
         )
     if y.dtype != torch.int64 or y.dim() != 1 or len(y) != len(x):
         raise TypeError(
@@ -272,7 +279,7 @@ def checked_loss(loss: Callable) -> Callable:
     def step_loss(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         try:
             value = loss(scores, labels)
-        except RuntimeError as error:  # e.g. MSELoss given class indices
+        except (RuntimeError, ValueError) as error:  # e.g. MSELoss given class indices
             raise ValueError(
                 f"loss {loss!r} failed on class scores {list(scores.shape)} and class indices "
                 f"{list(labels.shape)} ({(str(error).splitlines() or [''])[0]}): fit gives a "
@@ -306,6 +313,11 @@ def checked_mixer(mixer: Callable) -> Callable:
                     f"shape {list(labels.shape)}; mixed_loss mixes the two losses with lam."
                 )
         lam = mixed[3]
+        if isinstance(lam, torch.Tensor) and lam.numel() != 1:
+            raise ValueError(
+                f"mixer's lam must be one number for the batch, got a tensor of shape "
+                f"{list(lam.shape)}."
+            )
         if isinstance(lam, numbers.Real) and not 0 <= lam <= 1:
             raise ValueError(f"mixer's lam is the share of the first image, in [0, 1]; got {lam}.")
         return mixed

@@ -578,7 +578,8 @@ def _print_sweep_summary(study, added: list, args: argparse.Namespace, smoke: bo
             f"#{best.number}: validation accuracy {100 * best.value:.2f}% "
             f"({', '.join(f'{k} {_short(v)}' for k, v in best.params.items())})"
         )
-        recipe = f"--recipe {args.recipe}" if args.recipe else f"--model {args.model}"
+        named = [f"--{flag} {getattr(args, flag)}" for flag in ("recipe", "model")]
+        recipe = " ".join(name for name in named if not name.endswith(" None"))
         fixed = [
             f"--{key.replace('_', '-')} {shlex.quote(str(getattr(args, key)))}"
             for key in CONFIG_FLAGS

@@ -53,11 +53,18 @@ def normalize(
             "for a single image use image.unsqueeze(0)."
         )
     _check_statistics(mean, std)
-    if images.is_floating_point() and images.numel() and float(images.amax()) > 2:
-        raise ValueError(
-            f"float images must be in [0, 1] (their maximum is {float(images.amax()):.4g}): "
-            "divide 0-255 pixels by 255, or pass the uint8 images themselves."
-        )
+    if images.is_floating_point() and images.numel():
+        low, high = float(images.amin()), float(images.amax())
+        if low < 0 or high > 2:
+            raise ValueError(
+                f"float images must be pixels in [0, 1], these span [{low:.3g}, {high:.3g}]: "
+                + (
+                    "already normalised? normalise once"
+                    if low < 0
+                    else "divide 0-255 pixels by 255"
+                )
+                + ", or pass the uint8 images themselves."
+            )
     channels = images.shape[1]
     mean = torch.as_tensor(mean, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
     std = torch.as_tensor(std, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)

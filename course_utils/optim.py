@@ -271,8 +271,8 @@ def check_values(
         trial = make_optimizer(optimizer, [weight], lr, weight_decay, momentum, **optimizer_kwargs)
     except refused as error:
         raise ValueError(
-            f"{optimizer} cannot be built with lr {lr}, weight_decay {weight_decay}, momentum "
-            f"{momentum} and optimizer_kwargs {optimizer_kwargs}: {error}"
+            f"{str(error).rstrip('.')} (lr {lr}, weight_decay {weight_decay}, momentum "
+            f"{momentum}, optimizer_kwargs {optimizer_kwargs})."
         ) from None
     try:
         make_scheduler(schedule, trial, epochs, _TRIAL_STEPS, **schedule_kwargs)

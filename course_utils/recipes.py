@@ -115,6 +115,11 @@ def run(
             f"model must be a zoo key, an nn.Module or a function that builds one, got "
             f"{type(model).__name__}."
         )
+    if isinstance(augment, (str, dict)):
+        raise TypeError(
+            f"augment must be a list of augmentations, e.g. augment=['crop', 'flip'], got "
+            f"{augment!r}."
+        )
     pipeline = config.augment if augment is None else augment
     check_sizes(config, len(train_data), pipeline)
     if out is not None and not isinstance(out, (str, os.PathLike)):

@@ -7,6 +7,7 @@ data; on Colab it is unset and the lectures run at full size.
 
 from __future__ import annotations
 
+import numbers
 import os
 import platform
 import random
@@ -110,8 +111,9 @@ def seed_everything(seed: int, deterministic: bool | None = None) -> None:
     kernels, so that two runs give bit-identical results (slower on a GPU), ``False`` lets it
     choose (and autotune) fast ones, and ``None`` keeps the current choice: ``fit`` seeds this
     way, so a mode switched on before training stays on (lecture 07)."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**32:
         raise ValueError(f"seed must be a whole number in [0, 2**32), got {seed!r}.")
+    seed = int(seed)  # a NumPy integer too
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

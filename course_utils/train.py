@@ -94,6 +94,11 @@ class History:
     @classmethod
     def from_dict(cls, values: dict) -> History:
         """Rebuild a history from :meth:`to_dict`'s output; older layouts are refused."""
+        if not isinstance(values, dict) or not {"name", "epochs"} <= set(values):
+            raise ValueError(
+                "this is not a History (no name and epochs): give a run's history.json, or "
+                "History.to_dict()'s output."
+            )
         version = values.get("format_version")
         if version != HISTORY_FORMAT:
             raise ValueError(
@@ -757,6 +762,11 @@ def predict(
         raise ValueError(
             f"predict takes images [N, 3, H, W] (or one [3, H, W]), got {list(images.shape)}; "
             "for colours last use images.permute(0, 3, 1, 2)."
+        )
+    if batch.shape[1] != len(loader.mean):
+        raise ValueError(
+            f"the images have {batch.shape[1]} channel(s), the loader's statistics (and the "
+            f"model) {len(loader.mean)}: give images like the ones it was trained on."
         )
     device = settings.model_device(model)
     x = normalize(batch.to(device), loader.mean, loader.std)

@@ -521,7 +521,7 @@ def test_an_image_cache_that_does_not_match_the_folder_is_rebuilt(tmp_path, caps
 @pytest.mark.filterwarnings("ignore:Using a target size")  # torch's own, before it fails
 def test_grayscale_images_and_a_regression_loss_are_named_before_torch_fails():
     gray = pairs([(x32[:, :1], y32)])
-    with pytest.raises(ValueError, match="1 channel\\(s\\) but the model's first convolution"):
+    with pytest.raises(ValueError, match="no convolution of the model takes 1"):
         fit(tiny(), gray, **RUN)
     with pytest.raises(ValueError, match="MSELoss\\(\\) failed on class scores") as caught:
         fit(tiny(), loader(), loss=nn.MSELoss(), **RUN)
@@ -533,3 +533,115 @@ def test_resuming_a_tilde_checkpoint_continues_it(tmp_path, monkeypatch, capsys)
     _first_epoch("~/run.pt")
     history = fit(tiny(), loader(), checkpoint="~/run.pt", resume=True, **RUN | {"epochs": 2})
     assert len(history.epochs) == 2 and "Resumed from" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- final pass
+
+
+class InputLast(nn.Module):
+    """A correct model whose input convolution is registered second."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1)
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.head = nn.Linear(8, 10)
+
+    def forward(self, x):
+        return self.head(self.conv2(self.conv1(x)).mean((2, 3)))
+
+
+def test_a_model_whose_input_layer_is_registered_later_trains():
+    history = fit(InputLast(), loader(), **RUN)
+    assert len(history.epochs) == 1
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "message"),
+    [
+        (
+            lambda: predict(tiny(), data(4).images[:, :1], loader()),
+            ValueError,
+            "1 channel\\(s\\), the loader's statistics",
+        ),  # fmt: skip
+        (
+            lambda: fit(tiny(), loader(), loss=nn.BCEWithLogitsLoss(), **RUN),
+            ValueError,
+            "failed on class scores",
+        ),  # fmt: skip
+        (
+            lambda: fit(tiny(), loader(), mixer=lambda x, y: (x, y, y, torch.rand(len(y))), **RUN),
+            ValueError,
+            "one number for the batch",
+        ),  # fmt: skip
+        (
+            lambda: __import__("course_utils").loader.normalize(
+                __import__("course_utils").loader.normalize(data(8).images, (0.5,) * 3, (0.2,) * 3),
+                (0.5,) * 3,
+                (0.2,) * 3,
+            ),
+            ValueError,
+            "already normalised",
+        ),  # fmt: skip
+        (
+            lambda: __import__("course_utils").train.History.from_dict([1]),
+            ValueError,
+            "not a History",
+        ),  # fmt: skip
+        (
+            lambda: __import__("course_utils").train.History.from_dict(TrainConfig().to_dict()),
+            ValueError,
+            "not a History",
+        ),  # fmt: skip
+        (
+            lambda: recipes.run("wang", data(), data(32, split="test"), augment="flip"),
+            TypeError,
+            "augment must be a list",
+        ),  # fmt: skip
+    ],
+)
+def test_final_pass_mistakes_are_one_clear_error(make, error, message):
+    with pytest.raises(error, match=message) as caught:
+        make()
+    assert one_line(caught.value)
+
+
+def test_a_diverged_model_is_named_before_training_again():
+    model = tiny()
+    with torch.no_grad():
+        next(model.parameters()).fill_(float("nan"))
+    with pytest.raises(ValueError, match="weights are not finite"):
+        fit(model, loader(), **RUN)
+
+
+def test_numpy_seeds_are_taken():
+    __import__("course_utils").settings.seed_everything(np.int64(3))
+    first = torch.rand(1)
+    __import__("course_utils").settings.seed_everything(3)
+    assert torch.equal(first, torch.rand(1))
+
+
+@pytest.mark.parametrize("kind", ["closure", "partial", "object"])
+def test_resume_refuses_an_augmentation_whose_settings_changed(tmp_path, kind):
+    import functools
+
+    def roll(images, generator, shift=0):
+        return images.roll(shift, -1)
+
+    class Roll:
+        def __init__(self, shift):
+            self.shift = shift
+
+        def __call__(self, images, generator):
+            return images.roll(self.shift, -1)
+
+    def factory(shift):
+        return lambda images, generator: images.roll(shift, -1)
+
+    make = {"closure": factory, "partial": lambda s: functools.partial(roll, shift=s),
+            "object": Roll}[kind]  # fmt: skip
+    path = tmp_path / "run.pt"
+    _first_epoch(path, train_loader=loader(augment=[make(0)]))
+    fit(tiny(), loader(augment=[make(0)]), checkpoint=path, resume=True, **RUN)  # the same: fine
+    with pytest.raises(CheckpointMismatchError, match="augment_code changed"):
+        fit(tiny(), loader(augment=[make(1)]), checkpoint=path, resume=True, **RUN | {"epochs": 2})
