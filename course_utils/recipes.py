@@ -108,13 +108,7 @@ def run(
     recipe = recipe.replace(**overrides)
     config = recipe.config
     _check_data(train_data, test_data)
-    if isinstance(model, str):
-        zoo.check_key(model)
-    elif model is not None and not callable(model):
-        raise TypeError(
-            f"model must be a zoo key, an nn.Module or a function that builds one, got "
-            f"{type(model).__name__}."
-        )
+    zoo.check_choice(model)
     if isinstance(augment, (str, dict)):
         raise TypeError(
             f"augment must be a list of augmentations, e.g. augment=['crop', 'flip'], got "

@@ -295,13 +295,10 @@ class Objective:
             )
         if model is None and not recipe.model:
             raise SweepError("a TrainConfig has no model: give model= (a zoo key or a builder).")
-        if isinstance(model, str):
-            zoo.check_key(model)
-        elif model is not None and not callable(model):
-            raise SweepError(
-                f"model must be a zoo key, a function that builds a network or a network, got "
-                f"{model!r}."
-            )
+        try:
+            zoo.check_choice(model)
+        except TypeError as err:
+            raise SweepError(str(err)) from None
         if augment is not None:
             try:
                 augmentations.build_pipeline(augment)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import pandas as pd
 import torch
@@ -161,6 +162,18 @@ def build(key: str) -> nn.Module:
     """A fresh, untrained model of the zoo entry ``key`` (see ``REPORTS`` for the keys)."""
     check_key(key)
     return _BUILDERS[key]()
+
+
+def check_choice(model: Any) -> None:
+    """A model choice (``recipes.run``, ``sweep.Objective``) is a zoo key, a built network or a
+    function that builds one; None means the recipe's."""
+    if isinstance(model, str):
+        check_key(model)
+    elif model is not None and not callable(model):
+        raise TypeError(
+            f"model must be a zoo key, an nn.Module or a function that builds one, got "
+            f"{type(model).__name__}."
+        )
 
 
 def check_key(key: str) -> None:
