@@ -95,19 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--recipe", help=f"a report's recipe: {', '.join(RECIPES)}")
     train.add_argument("--model", help="zoo key (see the zoo command); overrides the recipe's")
     shown = defaults()
-    for key, (kind, text) in CONFIG_FLAGS.items():
-        default = _format_flag(key, shown[key])
-        train.add_argument(f"--{key.replace('_', '-')}", type=kind, help=f"{text} [{default}]")
+    _add_shared_flags(train, shown)
     train.add_argument("--tta", action=argparse.BooleanOptionalAction, help="flip TTA at test")
     train.add_argument("--compile", action=argparse.BooleanOptionalAction, help="torch.compile")
-    train.add_argument("--data", default="auto", help="auto, cifar10, hub, synthetic, or a path")
-    train.add_argument(
-        "--check-counts",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="an image folder must hold CIFAR-10's 5,000/1,000 images per class (off: any number)",
-    )
-    train.add_argument("--train-images", type=int, help="use only the first N training images")
     train.add_argument("--test-images", type=int, help="use only the first N test images")
     train.add_argument("--smoke", action="store_true", help="tiny data, epochs and model (CI)")
     train.add_argument("--out", type=_folder, help="output folder (default runs/<name>)")
@@ -117,6 +107,22 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_sweep_parser(commands, shown)
     return parser
+
+
+def _add_shared_flags(parser: argparse.ArgumentParser, shown: dict) -> None:
+    """The flags train and sweep share: one per TrainConfig field (``shown``: the defaults
+    --help prints), and where the training images come from."""
+    for key, (kind, text) in CONFIG_FLAGS.items():
+        default = _format_flag(key, shown[key])
+        parser.add_argument(f"--{key.replace('_', '-')}", type=kind, help=f"{text} [{default}]")
+    parser.add_argument("--data", default="auto", help="auto, cifar10, hub, synthetic, or a path")
+    parser.add_argument(
+        "--check-counts",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="an image folder must hold CIFAR-10's 5,000/1,000 images per class (off: any number)",
+    )
+    parser.add_argument("--train-images", type=int, help="use only the first N training images")
 
 
 def _folder(text: str) -> Path:
@@ -461,17 +467,7 @@ def _add_sweep_parser(commands, shown: dict) -> None:
         help="seed of the random and tpe samplers (leave unset when several workers share "
         "a study: equal seeds draw equal settings)",
     )
-    for key, (kind, text) in CONFIG_FLAGS.items():
-        default = _format_flag(key, shown[key])
-        command.add_argument(f"--{key.replace('_', '-')}", type=kind, help=f"{text} [{default}]")
-    command.add_argument("--data", default="auto", help="auto, cifar10, synthetic, or a path")
-    command.add_argument(
-        "--check-counts",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="an image folder must hold CIFAR-10's 5,000/1,000 images per class (off: any number)",
-    )
-    command.add_argument("--train-images", type=int, help="use only the first N training images")
+    _add_shared_flags(command, shown)
     command.add_argument("--smoke", action="store_true", help="tiny data, epochs and model (CI)")
     command.add_argument("--no-progress", action="store_true", help="no progress bar")
     command.set_defaults(tta=None, compile=None)
