@@ -22,8 +22,7 @@ PRECISIONS = settings.PRECISIONS
 capability 8.0 and newer), fp16 with a gradient scaler on older GPUs (T4, V100), fp32 on a CPU."""
 
 
-MAX_SEED = 2**32 - 1
-"""The largest seed NumPy accepts (``seed_everything`` seeds NumPy too)."""
+MAX_SEED = settings.MAX_SEED
 
 
 class ConfigError(ValueError):

@@ -215,9 +215,7 @@ class DeviceLoader:
 
     def set_seed(self, seed: int) -> None:
         """Draw every epoch's shuffle and augmentation from ``seed`` (``fit`` calls this)."""
-        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
-            raise ValueError(f"seed must be a whole number in [0, 2**32), got {seed!r}.")
-        self.seed = seed
+        self.seed = settings.check_seed(seed)
 
     def set_epoch(self, epoch: int) -> None:
         """Make the next ``iter()`` produce epoch ``epoch`` (its shuffle and augmentation)."""

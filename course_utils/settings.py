@@ -106,14 +106,29 @@ def choose_precision(device: torch.device, requested: str = "auto") -> tuple[str
     return "fp16", f"compute capability {major}.{minor} has no fast bf16: fp16 with loss scaling"
 
 
+MAX_SEED = 2**32 - 1
+"""The largest seed NumPy accepts (``seed_everything`` seeds NumPy too)."""
+
+
+def check_seed(seed: object) -> int:
+    """``seed`` as a Python int, refused in one line unless it is a whole number in
+    [0, MAX_SEED] (a NumPy integer too): the one check of a seed the loaders and
+    ``seed_everything`` share."""
+    if (
+        isinstance(seed, bool)
+        or not isinstance(seed, numbers.Integral)
+        or not 0 <= seed <= MAX_SEED
+    ):
+        raise ValueError(f"seed must be a whole number in [0, 2**32), got {seed!r}.")
+    return int(seed)
+
+
 def seed_everything(seed: int, deterministic: bool | None = None) -> None:
     """Seed Python, NumPy and torch. ``deterministic=True`` also asks torch for deterministic
     kernels, so that two runs give bit-identical results (slower on a GPU), ``False`` lets it
     choose (and autotune) fast ones, and ``None`` keeps the current choice: ``fit`` seeds this
     way, so a mode switched on before training stays on (lecture 07)."""
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**32:
-        raise ValueError(f"seed must be a whole number in [0, 2**32), got {seed!r}.")
-    seed = int(seed)  # a NumPy integer too
+    seed = check_seed(seed)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
