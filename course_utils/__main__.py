@@ -1,5 +1,5 @@
-"""``python -m course_utils``: the course's command line (see ``course_utils.cli``)."""
+"""``python -m course_utils``: the course's command line (see ``course_utils.support.cli``)."""
 
-from course_utils.cli import main
+from course_utils.support.cli import main
 
 raise SystemExit(main())

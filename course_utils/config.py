@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from course_utils import augment, optim, settings
+from course_utils.support.validate import ConfigError
+from course_utils.support.validate import UnknownNameError as UnknownNameError  # re-exported
 
 PRECISIONS = settings.PRECISIONS
 """``precision`` values: "auto" picks bf16 on GPUs that have bf16 tensor cores (compute
@@ -23,18 +25,6 @@ capability 8.0 and newer), fp16 with a gradient scaler on older GPUs (T4, V100),
 
 
 MAX_SEED = settings.MAX_SEED
-
-
-class ConfigError(ValueError):
-    """A training setting that cannot work, reported in one line that names the setting."""
-
-
-class UnknownNameError(KeyError):
-    """A model or recipe name that is not in its registry. It prints its one-line message as
-    it is (a plain KeyError would print it quoted)."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ Everything the course trains on comes from ``cifar10(split, source)``, which ret
 where the data came from. ``source="auto"`` uses real CIFAR-10 when it is on disk or
 downloadable and otherwise says so and falls back to ``synthetic_cifar10``, so every notebook
 runs offline. Real CIFAR-10 is the official python release (``load_cifar10``), the Hugging
-Face Hub mirror checked against it (``course_utils.hub``), or a folder or archive of PNG/JPEG
-images in ``train/<class>/`` and ``test/<class>/`` (``load_image_folder``).
+Face Hub mirror checked against it (``course_utils.support.hub``), or a folder or archive of
+PNG/JPEG images in ``train/<class>/`` and ``test/<class>/`` (``load_image_folder``).
 """
 
 from __future__ import annotations
@@ -118,6 +118,65 @@ SHARED_ARCHIVE = "cifar10-jpeg.tar.gz"
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _ANNOUNCED: set[str] = set()  # sources cifar10() has announced in this process
+
+
+def normalize(
+    images: Tensor, mean: Sequence[float] | Tensor, std: Sequence[float] | Tensor
+) -> Tensor:
+    """Float32 images ``(x / 255 - mean) / std`` per channel, from uint8 images (0-255).
+    Float images are taken to be in [0, 1] already (torchvision's convention). Lecture 01."""
+    if images.dim() != 4:
+        raise ValueError(
+            f"normalize expects a batch of images [B, C, H, W], got shape {list(images.shape)}; "
+            "for a single image use image.unsqueeze(0)."
+        )
+    _check_statistics(mean, std)
+    if images.is_floating_point() and images.numel():
+        low, high = float(images.amin()), float(images.amax())
+        if low < 0 or high > 2:
+            raise ValueError(
+                f"float images must be pixels in [0, 1], these span [{low:.3g}, {high:.3g}]: "
+                + (
+                    "already normalised? normalise once"
+                    if low < 0
+                    else "divide 0-255 pixels by 255"
+                )
+                + ", or pass the uint8 images themselves."
+            )
+    channels = images.shape[1]
+    mean = torch.as_tensor(mean, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
+    std = torch.as_tensor(std, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
+    if mean.shape[1] != channels or std.shape[1] != channels:
+        raise ValueError(
+            f"mean and std need one value per channel ({channels}), got {mean.shape[1]} "
+            f"and {std.shape[1]}."
+        )
+    if images.dtype == torch.uint8:
+        mean, std = 255 * mean, 255 * std
+    return images.to(torch.float32, copy=True).sub_(mean).div_(std)
+
+
+def _check_statistics(mean: Sequence[float] | Tensor, std: Sequence[float] | Tensor) -> None:
+    """Host values (tensors are left alone: checking them would sync a GPU) must be one
+    finite number per channel in [0, 1] units, like CIFAR10_MEAN and CIFAR10_STD."""
+    for name, values in (("mean", mean), ("std", std)):
+        if isinstance(values, Tensor):
+            continue
+        if (
+            isinstance(values, (str, bytes))
+            or not isinstance(values, Sequence)
+            or not all(isinstance(v, numbers.Real) and math.isfinite(v) for v in values)
+        ):
+            raise ValueError(
+                f"{name} must be one finite number per channel, e.g. CIFAR10_{name.upper()}; "
+                f"got {values!r}."
+            )
+        positive = name == "std"  # a std of 0 would divide by zero
+        if not all((v > 0 if positive else v >= 0) and v <= 1 for v in values):
+            raise ValueError(
+                f"{name} must be in [0, 1] units (pixel / 255){', above 0,' * positive} in "
+                f"every channel, got {list(values)}; divide 0-255 statistics by 255."
+            )
 
 
 class DataNotFoundError(RuntimeError):
@@ -280,7 +339,7 @@ def cifar10(
 
     1. already on disk in the data folder: the official release (its cache, its extracted
        batches or its tarball, md5-checked), then a verified copy from the Hub;
-    2. the Hugging Face Hub mirror ``uoft-cs/cifar10`` (``course_utils.hub``): seconds to
+    2. the Hugging Face Hub mirror ``uoft-cs/cifar10`` (``course_utils.support.hub``): seconds to
        download, used only if it matches the official release's facts (``hub.verify``);
     3. the official server, md5-checked; it has been serving at tens of kB/s (an hour);
     4. for "auto" only, the synthetic stand-in.
@@ -339,7 +398,7 @@ def _named_source(source: object) -> tuple[str, str, str] | None:
         configured = os.environ.get(SOURCE_ENV, "")
         return _classify(configured, f"{SOURCE_ENV}={configured}") if configured else None
     if isinstance(source, str) and source == "hub":
-        from course_utils import hub
+        from course_utils.support import hub
 
         return "hub", hub.HUB_REVISION, "source='hub'"
     text = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
@@ -354,7 +413,7 @@ def _named_source(source: object) -> tuple[str, str, str] | None:
 
 def _classify(text: str, named_by: str) -> tuple[str, str, str]:
     """What a named source is: the Hub (hf://), a URL or a path; see ``cifar10``."""
-    from course_utils import hub
+    from course_utils.support import hub
 
     if text == "hub":  # the same word as source="hub"
         return "hub", hub.HUB_REVISION, named_by
@@ -374,7 +433,7 @@ def _first_available(
     folder: Path, split: str, n: int | None, seed: int, fallback: bool
 ) -> ImageData:
     """The first source that works when none is named, in the order ``cifar10`` lists."""
-    from course_utils import hub
+    from course_utils.support import hub
 
     # 1. Already on disk: the official release (a copy from the Hub verified earlier is
     # its cache, which load_hub reads before it goes online).
@@ -437,7 +496,7 @@ def _real_cifar10(
 def _hub_cifar10(
     root: Path, split: str, n: int | None, revision: str, download: bool = True
 ) -> ImageData:
-    from course_utils import hub
+    from course_utils.support import hub
 
     data = hub.load_hub(split, root, revision, download=download)
     _announce(f"CIFAR-10: from the {data.provenance}")

@@ -21,7 +21,7 @@ from torch import Tensor
 from course_utils import augment as augmentations
 from course_utils import settings
 from course_utils.config import TrainConfig
-from course_utils.data import CIFAR10_MEAN, CIFAR10_STD, ImageData
+from course_utils.data import CIFAR10_MEAN, CIFAR10_STD, ImageData, _check_statistics, normalize
 
 
 @runtime_checkable
@@ -40,65 +40,6 @@ class Loader(Protocol):
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]: ...
 
     def __len__(self) -> int: ...
-
-
-def normalize(
-    images: Tensor, mean: Sequence[float] | Tensor, std: Sequence[float] | Tensor
-) -> Tensor:
-    """Float32 images ``(x / 255 - mean) / std`` per channel, from uint8 images (0-255).
-    Float images are taken to be in [0, 1] already (torchvision's convention). Lecture 01."""
-    if images.dim() != 4:
-        raise ValueError(
-            f"normalize expects a batch of images [B, C, H, W], got shape {list(images.shape)}; "
-            "for a single image use image.unsqueeze(0)."
-        )
-    _check_statistics(mean, std)
-    if images.is_floating_point() and images.numel():
-        low, high = float(images.amin()), float(images.amax())
-        if low < 0 or high > 2:
-            raise ValueError(
-                f"float images must be pixels in [0, 1], these span [{low:.3g}, {high:.3g}]: "
-                + (
-                    "already normalised? normalise once"
-                    if low < 0
-                    else "divide 0-255 pixels by 255"
-                )
-                + ", or pass the uint8 images themselves."
-            )
-    channels = images.shape[1]
-    mean = torch.as_tensor(mean, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
-    std = torch.as_tensor(std, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
-    if mean.shape[1] != channels or std.shape[1] != channels:
-        raise ValueError(
-            f"mean and std need one value per channel ({channels}), got {mean.shape[1]} "
-            f"and {std.shape[1]}."
-        )
-    if images.dtype == torch.uint8:
-        mean, std = 255 * mean, 255 * std
-    return images.to(torch.float32, copy=True).sub_(mean).div_(std)
-
-
-def _check_statistics(mean: Sequence[float] | Tensor, std: Sequence[float] | Tensor) -> None:
-    """Host values (tensors are left alone: checking them would sync a GPU) must be one
-    finite number per channel in [0, 1] units, like CIFAR10_MEAN and CIFAR10_STD."""
-    for name, values in (("mean", mean), ("std", std)):
-        if isinstance(values, Tensor):
-            continue
-        if (
-            isinstance(values, (str, bytes))
-            or not isinstance(values, Sequence)
-            or not all(isinstance(v, numbers.Real) and math.isfinite(v) for v in values)
-        ):
-            raise ValueError(
-                f"{name} must be one finite number per channel, e.g. CIFAR10_{name.upper()}; "
-                f"got {values!r}."
-            )
-        positive = name == "std"  # a std of 0 would divide by zero
-        if not all((v > 0 if positive else v >= 0) and v <= 1 for v in values):
-            raise ValueError(
-                f"{name} must be in [0, 1] units (pixel / 255){', above 0,' * positive} in "
-                f"every channel, got {list(values)}; divide 0-255 statistics by 255."
-            )
 
 
 class DeviceLoader:

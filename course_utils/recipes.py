@@ -20,10 +20,10 @@ from torch import nn
 
 from course_utils import augment as augmentations
 from course_utils import plots, settings, zoo
-from course_utils.checkpoint import CheckpointMismatchError
 from course_utils.config import ConfigError, TrainConfig, UnknownNameError
 from course_utils.data import ImageData
 from course_utils.loader import DeviceLoader
+from course_utils.support.checkpoint import CheckpointMismatchError
 from course_utils.train import Evaluation, History, evaluate, fit
 
 FILES = {"history": "history.json", "checkpoint": "checkpoint.pt", "curves": "curves.png"}

@@ -29,10 +29,9 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from course_utils import augment as augmentations
-from course_utils import checkpoint as ckpt
-from course_utils import checks, settings
+from course_utils import settings
 from course_utils.config import ConfigError, TrainConfig
-from course_utils.loader import normalize
+from course_utils.data import normalize
 from course_utils.mixup import Mixer, mixed_accuracy, mixed_loss
 from course_utils.optim import (
     EXTENSIBLE_SCHEDULES,
@@ -41,6 +40,8 @@ from course_utils.optim import (
     make_scheduler,
 )
 from course_utils.params import count_parameters
+from course_utils.support import checkpoint as ckpt
+from course_utils.support import checks
 
 SYNC_EVERY = 25
 """Training steps between host syncs, where the loss is checked for NaN/inf and the

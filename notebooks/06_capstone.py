@@ -77,10 +77,11 @@ import torch
 from IPython.display import display
 from torch import nn
 
-from course_utils import checkpoint, models, params, plots, recipes, zoo
+from course_utils import models, params, plots, recipes, zoo
 from course_utils.data import CIFAR10_MEAN, CIFAR10_STD, ImageData, cifar10
 from course_utils.loader import DeviceLoader
 from course_utils.params import bn_params, conv_params, linear_params
+from course_utils.support import checkpoint
 from course_utils.train import Evaluation, History, evaluate, fit, predict
 
 device = settings.get_device()

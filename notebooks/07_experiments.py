@@ -73,12 +73,13 @@ import seaborn as sns
 import torch
 from IPython.display import display
 
-from course_utils import cli, models, params, plots, sweep, zoo
+from course_utils import models, params, plots, zoo
 from course_utils.config import TrainConfig
 from course_utils.data import cifar10
 from course_utils.loader import DeviceLoader
 from course_utils.models import ResNet
 from course_utils.recipes import Recipe, get_recipe, run
+from course_utils.support import cli, sweep
 from course_utils.train import History, fit
 
 device = settings.get_device()

@@ -1,6 +1,6 @@
 """The command line run in-process for tests (a subprocess costs seconds each)."""
 
-from course_utils import cli
+from course_utils.support import cli
 
 
 def run_cli(argv, capsys):

@@ -14,10 +14,14 @@ import numpy as np
 import pytest
 import torch
 
-from course_utils import checkpoint
-from course_utils.checkpoint import CheckpointMismatchError, load_checkpoint, save_checkpoint
 from course_utils.models import ResNet
 from course_utils.optim import make_optimizer, make_scheduler
+from course_utils.support import checkpoint
+from course_utils.support.checkpoint import (
+    CheckpointMismatchError,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 WORKER = Path(__file__).with_name("_resume_worker.py")
 TIMING = {"seconds", "images_per_sec", "elapsed"}

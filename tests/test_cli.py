@@ -8,9 +8,10 @@ import pytest
 import torch
 from _cli import run_cli
 
-from course_utils import cli, zoo
+from course_utils import zoo
 from course_utils.models import ResNet
 from course_utils.recipes import get_recipe
+from course_utils.support import cli
 
 # Tiny but complete smoke runs: a few batches of stand-in data, the smoke-size model.
 TINY = ["--smoke", "--data", "synthetic", "--train-images", "128", "--test-images", "64",

@@ -12,11 +12,12 @@ import torch
 from _cli import run_cli
 from torch import nn
 
-from course_utils import cli, recipes
+from course_utils import recipes
 from course_utils.augment import Cutout
 from course_utils.data import channel_stats, synthetic_cifar10
 from course_utils.loader import DeviceLoader
 from course_utils.models import BasicBlock, BlockShapeError, ResNet
+from course_utils.support import cli
 
 T = ["--smoke", "--data", "synthetic", "--train-images", "128", "--test-images", "64",
      "--batch-size", "32", "--no-progress"]  # fmt: skip
@@ -307,7 +308,7 @@ def test_resuming_with_fewer_epochs_than_done_is_refused(tmp_path, capsys):
 
 
 def test_a_checkpoint_missing_its_entries_is_one_line(tmp_path):
-    from course_utils.checkpoint import CheckpointMismatchError, load_checkpoint
+    from course_utils.support.checkpoint import CheckpointMismatchError, load_checkpoint
 
     path = tmp_path / "c.pt"
     torch.save({"format_version": 2}, path)
@@ -570,7 +571,7 @@ def test_a_full_disk_while_saving_is_one_line_and_keeps_the_last_checkpoint(
 ):
     import errno
 
-    from course_utils import checkpoint
+    from course_utils.support import checkpoint
 
     out = tmp_path / "x"
     base = ["train", "--model", "wang", "--schedule", "constant", *T, "--out", str(out)]
@@ -588,7 +589,7 @@ def test_a_full_disk_while_saving_is_one_line_and_keeps_the_last_checkpoint(
 
 
 def test_checkpoints_are_readable_like_the_other_files(tmp_path):
-    from course_utils.checkpoint import save_checkpoint
+    from course_utils.support.checkpoint import save_checkpoint
 
     path = save_checkpoint(tmp_path / "c.pt", ResNet([1], [4]))
     assert path.stat().st_mode & 0o044 == 0o044
@@ -676,7 +677,8 @@ def test_a_cache_folder_that_cannot_be_written_only_slows_loading(tmp_path, caps
 
 
 def test_cifar10_source_hub_means_the_hub_as_the_argument_does(monkeypatch):
-    from course_utils import data, hub
+    from course_utils import data
+    from course_utils.support import hub
 
     monkeypatch.setenv(data.SOURCE_ENV, "hub")
     assert data._named_source("auto")[:2] == ("hub", hub.HUB_REVISION)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from course_utils import augment, params, plots, sweep
+from course_utils import augment, params, plots
 from course_utils.augment import Cutout, HorizontalFlip, RandomCrop
 from course_utils.config import UnknownNameError
 from course_utils.data import channel_stats, synthetic_cifar10
@@ -16,6 +16,7 @@ from course_utils.loader import DeviceLoader
 from course_utils.mixup import Mixer, cutmix
 from course_utils.models import BasicBlock, BlockShapeError, ResNet, ResNet9, shortcut
 from course_utils.recipes import get_recipe
+from course_utils.support import sweep
 from course_utils.train import History
 
 matplotlib.use("Agg")

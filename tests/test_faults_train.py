@@ -11,11 +11,15 @@ from torch import nn
 
 from course_utils import recipes
 from course_utils.augment import Cutout
-from course_utils.checkpoint import CheckpointMismatchError, load_checkpoint, save_checkpoint
 from course_utils.config import ConfigError, TrainConfig
 from course_utils.data import synthetic_cifar10
 from course_utils.loader import DeviceLoader
 from course_utils.models import ResNet
+from course_utils.support.checkpoint import (
+    CheckpointMismatchError,
+    load_checkpoint,
+    save_checkpoint,
+)
 from course_utils.train import evaluate, fit, predict
 
 RUN = {"epochs": 1, "progress": False, "schedule": "constant"}
@@ -434,7 +438,7 @@ def test_sixth_pass_mistakes_are_one_clear_error(make, error, message):
 
 
 def test_a_history_and_a_checkpoint_are_not_taken_for_each_other(tmp_path):
-    from course_utils.checkpoint import read_checkpoint
+    from course_utils.support.checkpoint import read_checkpoint
     from course_utils.train import History
 
     history = fit(tiny(), loader(), checkpoint=tmp_path / "run.pt", **RUN)

@@ -53,7 +53,7 @@ class Block:
 BLOCKED = {"torchinfo", "optuna", "jupytext", "nbclient", "jupyter_client", "ipykernel",
            "huggingface_hub", "pyarrow"}
 sys.meta_path.insert(0, Block())
-import course_utils.cli, course_utils.recipes, course_utils.plots
+import course_utils.support.cli, course_utils.recipes, course_utils.plots
 from course_utils.data import synthetic_cifar10
 from course_utils.loader import DeviceLoader
 from course_utils.models import ResNet

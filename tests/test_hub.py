@@ -1,4 +1,4 @@
-"""Tests for the Hugging Face Hub source (course_utils.hub) and the order of sources in
+"""Tests for the Hugging Face Hub source (course_utils.support.hub) and the order of sources in
 cifar10(): a fake Hub serves small Parquet files in the Hub's schema, written here; the
 release's facts are computed from the same fake release and injected. Nothing touches the
 network: every socket fails at once, and the download functions are replaced."""
@@ -21,7 +21,7 @@ import pytest
 import torch
 from torchvision.io import encode_jpeg, encode_png
 
-from course_utils import data, hub, settings
+from course_utils import data, settings
 from course_utils.data import (
     CIFAR10_CLASSES,
     DataCorruptedError,
@@ -29,6 +29,7 @@ from course_utils.data import (
     SourceUnreachableError,
     cifar10,
 )
+from course_utils.support import hub
 
 BATCH = 20  # images per fake batch (the release's hold 10,000)
 EXACT = 12  # images per batch whose exact digest the fake facts carry (the release's: 761)

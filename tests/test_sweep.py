@@ -1,4 +1,4 @@
-"""Sweeps (course_utils.sweep and ``python -m course_utils sweep``): studies in SQLite and
+"""Sweeps (course_utils.support.sweep and ``python -m course_utils sweep``): studies in SQLite and
 journal files, resuming, two workers sharing a study, pruning, and one-line CLI errors.
 
 Every trial is tiny: a ResNet([1], [4]) (the zoo is patched) on a few hundred synthetic
@@ -13,11 +13,12 @@ import optuna
 import pytest
 from _cli import run_cli
 
-from course_utils import cli, sweep, zoo
+from course_utils import zoo
 from course_utils.config import TrainConfig
 from course_utils.data import synthetic_cifar10
 from course_utils.models import ResNet
 from course_utils.recipes import RECIPES
+from course_utils.support import cli, sweep
 
 TINY = ["--smoke", "--data", "synthetic", "--train-images", "200", "--batch-size", "32",
         "--epochs", "1", "--no-progress"]  # fmt: skip
@@ -164,7 +165,7 @@ def test_search_space_from_a_dict_and_its_mistakes():
 def test_course_utils_works_without_optuna_and_the_sweep_command_says_what_is_missing():
     code = (
         "import sys; sys.modules['optuna'] = None\n"  # as if Optuna were not installed
-        "from course_utils import cli, recipes, sweep, train\n"
+        "from course_utils import recipes, train\nfrom course_utils.support import cli, sweep\n"
         "sys.exit(cli.main(['sweep', '--recipe', 'wang', '--trials', '1']))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -8,12 +8,12 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from course_utils import settings
-from course_utils.checkpoint import CheckpointMismatchError, load_checkpoint
 from course_utils.config import ConfigError, TrainConfig
 from course_utils.data import CIFAR10_MEAN, CIFAR10_STD, synthetic_cifar10
 from course_utils.loader import DeviceLoader, normalize
 from course_utils.mixup import Mixer
 from course_utils.models import ResNet
+from course_utils.support.checkpoint import CheckpointMismatchError, load_checkpoint
 from course_utils.train import History, TrainingDiverged, evaluate, fit, predict
 
 EPOCH_KEYS = {

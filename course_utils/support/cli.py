@@ -24,8 +24,7 @@ from pathlib import Path
 import pandas as pd
 from torch import nn
 
-from course_utils import data, params, settings, sweep, zoo
-from course_utils.checkpoint import CheckpointMismatchError, CheckpointWriteError
+from course_utils import data, params, settings, zoo
 from course_utils.config import MAX_SEED, ConfigError, defaults
 from course_utils.models import ResNet, ResNet9
 from course_utils.recipes import (
@@ -37,6 +36,8 @@ from course_utils.recipes import (
     get_recipe,
     run,
 )
+from course_utils.support import sweep
+from course_utils.support.checkpoint import CheckpointMismatchError, CheckpointWriteError
 from course_utils.train import TrainingDiverged
 
 SMOKE_TRAIN_IMAGES = 2000
@@ -441,7 +442,7 @@ def _add_sweep_parser(commands, shown: dict) -> None:
         "sweep",
         help="add trials to a hyper-parameter sweep (Optuna study)",
         description=SWEEP_HELP,
-        epilog="default search spaces (course_utils.sweep.default_space):\n" + spaces,
+        epilog="default search spaces (course_utils.support.sweep.default_space):\n" + spaces,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     command.add_argument("--recipe", help=f"the recipe to sweep: {', '.join(RECIPES)}")
