@@ -7,6 +7,9 @@ written atomically: a crash while saving never leaves a half-written checkpoint 
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 import os
 import random
 import tempfile
@@ -16,8 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
-from course_utils import settings
+from course_utils import augment, optim, settings
 
 FORMAT_VERSION = 2
 """2: the full TrainConfig, and the gradient scaler's state for fp16 runs, are saved."""
@@ -320,3 +324,269 @@ def restore_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"].cpu())
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+# ----------------------------------------------------------------------------------------------
+# fit's bookkeeping: the History it fills, what identifies the run, a checkpoint after every
+# epoch, exact resume, and a clear stop when the loss diverges.
+# ----------------------------------------------------------------------------------------------
+
+HISTORY_FORMAT = 2
+"""Version of the saved history layout (2: ``val_*`` metrics and a full ``TrainConfig``)."""
+
+OPTIMIZER_FIELDS = ("optimizer", "lr", "weight_decay", "momentum", "optimizer_kwargs", "lookahead")
+RUN_IDENTITY = ("model", "parameters", "architecture", "train_images", "data", "augment_code",
+                "loss", "mixer")  # fmt: skip
+"""What a resumed run must share with the saved one, besides its config."""
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss (or the weights) became NaN or infinite; the run stopped before
+    saving that state."""
+
+    def __init__(self, message: str, epoch: int, step: int, history: Any) -> None:
+        super().__init__(message)
+        self.epoch = epoch
+        self.step = step
+        self.history = history
+
+
+def check_history_dict(values: Any) -> dict:
+    """``values`` as History's fields, or one line saying why it is not a History."""
+    if not isinstance(values, dict) or not {"name", "epochs"} <= set(values):
+        raise ValueError(
+            "this is not a History (no name and epochs): give a run's history.json, or "
+            "History.to_dict()'s output."
+        )
+    version = values.get("format_version")
+    if version != HISTORY_FORMAT:
+        raise ValueError(
+            f"this history has format {version or 1}, this course_utils reads format "
+            f"{HISTORY_FORMAT} (val_* metrics, a full TrainConfig): train the run again."
+        )
+    return values
+
+
+def read_history_json(path: str | os.PathLike) -> Any:
+    """The JSON of a history file, or one line saying the file is not one."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ValueError(
+            f"{path} is not a history JSON file (a run's history.json): give that file."
+        ) from None
+
+
+def stop_if_diverged(history: Any, losses: list[float], epoch: int, first_step: int) -> None:
+    """Raise TrainingDiverged at the first non-finite loss of ``losses`` (the steps after
+    ``history.step_loss``), keeping the history up to that step."""
+    for offset, value in enumerate(losses):
+        if not math.isfinite(value):
+            history.step_loss.extend(losses[: offset + 1])
+            del history.step_lr[len(history.step_loss) :]
+            step = len(history.step_loss) - first_step
+            raise TrainingDiverged(
+                f"Training diverged: the loss became {value} at epoch {epoch + 1}, step {step} "
+                f"(learning rate {history.step_lr[-1]:.3g}). Lower the learning rate or clip "
+                "gradients (grad_clip=...); the last checkpoint, if any, is from before.",
+                epoch=epoch + 1,
+                step=step,
+                history=history,
+            )
+
+
+def postfix(record: dict) -> dict:
+    """What the progress bar shows after the step counts: epoch, loss and accuracies."""
+    shown = {"epoch": record["epoch"], "loss": f"{record['train_loss']:.3f}"}
+    shown["acc"] = f"{record['train_acc']:.3f}"
+    if record.get("val_acc") is not None:
+        shown["val_acc"] = f"{record['val_acc']:.3f}"
+    return shown
+
+
+def _length(dataset: Any) -> int | None:
+    try:
+        return len(dataset)
+    except TypeError:
+        return None
+
+
+class Run:
+    """What ``fit`` records besides the step: a History naming the config, model and data
+    (with fingerprints, so a resume can tell a changed run), a checkpoint after every epoch,
+    resuming from one, the progress bar and ``on_epoch``."""
+
+    def __init__(self, history_class: type, name: str | None, config: Any, model: nn.Module,
+                 train_loader: Any, val_loader: Any, loss: Any, mixer: Any, optimizer: Any,
+                 checkpoint: str | os.PathLike | None, precision: str,
+                 memory_format: torch.memory_format) -> None:  # fmt: skip
+        device = settings.model_device(model)  # where fit has just put it
+        self.classes = getattr(train_loader, "classes", None)
+        self.default_loss = loss is None
+        self.checkpoint = Path(checkpoint).expanduser() if checkpoint is not None else None
+        self.first_epoch = 0
+        self.state: dict = {}
+        run = {
+            "model": type(model).__name__,
+            "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+            "architecture": hashlib.sha1(repr(model).encode()).hexdigest()[:12],
+            "train_images": getattr(train_loader, "num_images", None)
+            or _length(getattr(train_loader, "dataset", None)),
+            "data": getattr(train_loader, "fingerprint", None),
+            "augment_code": augment.code_fingerprint(getattr(train_loader, "pipeline", ())),
+            "loss": repr(loss) if loss is not None else None,
+            "mixer": (getattr(mixer, "__qualname__", None) or repr(mixer)) if mixer else None,
+            "device": str(device),
+            "precision": precision,
+            "channels_last": memory_format == torch.channels_last,
+        }
+        self.history = history_class(
+            name=name or type(model).__name__,
+            config=config.to_dict(),
+            run=run,
+            source=getattr(train_loader, "source", None),
+            provenance=getattr(train_loader, "provenance", None),
+            eval_split=getattr(val_loader, "split", None),
+        )
+        if optimizer is not None:  # a ready-built optimizer: record what it really uses
+            group = optimizer.param_groups[0]
+            self.history.config |= {"optimizer": f"{type(optimizer).__name__} (ready-built)"}
+            self.history.config |= {k: group.get(k) for k in ("lr", "weight_decay", "momentum")}
+
+    def start(self, resume: bool, model: nn.Module, optimizer: Any, schedule: Any, scaler: Any,
+              ema: Any, loader: Any) -> Any:  # fmt: skip
+        """Hold the run's objects for checkpoints; with ``resume``, restore the checkpoint's
+        state into them. Returns the History to fill."""
+        self.state = {"model": model, "optimizer": optimizer, "schedule": schedule,
+                      "scaler": scaler, "ema": ema, "loader": loader}  # fmt: skip
+        if resume:
+            self.first_epoch = _resume(self.checkpoint, self.state, self.history)
+        return self.history
+
+    def progress_bar(self, steps: int, progress: bool) -> tqdm:
+        epochs = self.history.config["epochs"]
+        return tqdm(
+            total=epochs * steps,
+            initial=self.first_epoch * steps,
+            desc=self.history.name,
+            disable=not progress,
+        )
+
+    def end_epoch(self, epoch: int, record: dict, bar: tqdm, on_epoch: Any) -> bool:
+        """Show the epoch, write the checkpoint, and ask ``on_epoch`` whether to stop."""
+        bar.set_postfix(postfix(record))
+        if self.checkpoint is not None:
+            _save(self.checkpoint, epoch + 1, self.state, self.history)
+        if on_epoch is None:
+            return False
+        answer = on_epoch(epoch + 1, record)
+        if answer is not None and not isinstance(answer, bool):
+            raise TypeError(f"on_epoch must return True (stop), False or None, got {answer!r}.")
+        return bool(answer)
+
+
+def _save(path: Path, epochs_done: int, state: dict, history: Any) -> None:
+    """Write the checkpoint after ``epochs_done`` epochs, once every tensor is finite."""
+    model = state["model"]
+    broken = [name for name, t in model.state_dict().items() if not torch.isfinite(t).all()]
+    if broken:
+        raise TrainingDiverged(
+            f"Training diverged: after epoch {epochs_done} {len(broken)} weight or BatchNorm "
+            f"tensor(s) are not finite (e.g. {broken[0]}), so no checkpoint was written; the "
+            "last checkpoint, if any, is from before. Lower the learning rate or clip gradients.",
+            epoch=epochs_done,
+            step=0,
+            history=history,
+        )
+    extra = {}
+    if hasattr(state["loader"], "state_dict"):
+        extra["loader"] = state["loader"].state_dict()
+    if state["ema"] is not None:
+        extra["ema"] = state["ema"].state_dict()
+    if state["scaler"].is_enabled():
+        extra["scaler"] = state["scaler"].state_dict()
+    save_checkpoint(
+        path,
+        model,
+        state["optimizer"],
+        state["schedule"],
+        epoch=epochs_done,
+        history=history.to_dict(),
+        config=history.config,
+        extra=extra,
+    )
+
+
+def _resume(path: Path, state: dict, history: Any) -> int:
+    """Load the checkpoint at ``path`` into the run's objects and ``history``; return the
+    number of finished epochs (0, with a printed note, when there is no checkpoint yet)."""
+    if not path.is_file():
+        print(f"No checkpoint at {path} yet: starting from scratch.")
+        return 0
+    saved = read_checkpoint(path, map_location=settings.model_device(state["model"]))
+    try:
+        return _continue(path, saved, state, history)
+    except CheckpointMismatchError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as error:
+        first_line = (str(error).splitlines() or [""])[0]
+        raise CheckpointMismatchError(
+            f"{path} is damaged or was not written by fit ({type(error).__name__}: "
+            f"{first_line}); move it away and train afresh."
+        ) from None
+
+
+def _continue(path: Path, saved: dict, state: dict, history: Any) -> int:
+    """``_resume`` once the file is read: compare the saved run with this one (only more
+    epochs, for a schedule that does not depend on them, may change), then restore the
+    history, weights, optimizer, schedule and random states."""
+    planned, before = saved["config"], saved["history"]
+    if set(planned) != set(history.config) or not isinstance(planned["epochs"], int):
+        raise ValueError("its config is not a whole TrainConfig")
+    changed = [
+        f"{key}: {planned.get(key)!r} -> {value!r}"
+        for key, value in history.config.items()
+        if key != "epochs" and planned.get(key) != value
+    ]
+    changed += [  # the run's name, model, data, loss and mixer must be the saved run's too
+        f"{key} changed" if key in ("architecture", "data", "augment_code") else
+        f"{key}: {before['run'].get(key)!r} -> {value!r}"
+        for key, value in history.run.items()
+        if key in RUN_IDENTITY and before["run"].get(key) != value
+    ]  # fmt: skip
+    changed += [
+        f"{key}: {before.get(key)!r} -> {getattr(history, key)!r}"
+        for key in ("name", "source", "provenance")
+        if before.get(key) != getattr(history, key)
+    ]
+    if changed:
+        raise CheckpointMismatchError(
+            f"{path} was saved by a different run; resuming it with other settings would mix "
+            f"two runs ({'; '.join(changed)}). Resume with the same settings, or train afresh "
+            "in a new folder."
+        )
+    epochs = history.config["epochs"]
+    if epochs < saved["epoch"]:
+        raise CheckpointMismatchError(
+            f"{path} has {saved['epoch']} finished epochs, more than the {epochs} asked for: "
+            "resume with at least as many epochs."
+        )
+    if epochs != planned["epochs"] and planned["schedule"] not in optim.EXTENSIBLE_SCHEDULES:
+        raise CheckpointMismatchError(
+            f"{path} was planned for {planned['epochs']} epochs with the {planned['schedule']} "
+            f"schedule, whose shape depends on the number of epochs, so it cannot be extended "
+            f"to {epochs}; train a new run with epochs={epochs}."
+        )
+    restored = type(history).from_dict(saved["history"])  # before any weight is touched
+    if len(restored.epochs) != saved["epoch"]:
+        raise ValueError(f"epoch {saved['epoch']} but {len(restored.epochs)} epochs recorded")
+    restore(saved, state["model"], state["optimizer"], state["schedule"], source=str(path))
+    extra = saved["extra"] or {}
+    for key in ("loader", "ema", "scaler"):
+        if key in extra and state[key] is not None and hasattr(state[key], "load_state_dict"):
+            state[key].load_state_dict(extra[key])
+    history.epochs = restored.epochs
+    history.step_lr = restored.step_lr
+    history.step_loss = restored.step_loss
+    print(f"Resumed from {path} after epoch {saved['epoch']}.")
+    return saved["epoch"]

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from course_utils.config import ConfigError, TrainConfig
+from course_utils.support.validate import ConfigError, require_bool
 
 TRAINABLE_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
@@ -79,7 +79,7 @@ def check_loaders(train_loader: Any, val_loader: Any) -> None:
 
 def check_loader(loader: Any, role: str) -> None:
     """A loader yields batches and has at least one (an ImageData or a config is named)."""
-    if isinstance(loader, (TrainConfig, dict)):
+    if type(loader).__name__ == "TrainConfig" or isinstance(loader, dict):
         raise TypeError(
             f"{role} got a {type(loader).__name__}: give the config by name, "
             "fit(model, train_loader, val_loader, config=config)."
@@ -116,7 +116,7 @@ def check_evaluation_loader(loader: Any, role: str) -> None:
 
 
 def check_run_arguments(
-    config: TrainConfig,
+    config: Any,
     overrides: dict,
     *,
     checkpoint: Any,
@@ -293,7 +293,7 @@ def checked_loss(loss: Callable) -> Callable:
             )
         return value
 
-    return step_loss
+    return Checked(loss, step_loss)
 
 
 def checked_mixer(mixer: Callable) -> Callable:
@@ -322,14 +322,234 @@ def checked_mixer(mixer: Callable) -> Callable:
             raise ValueError(f"mixer's lam is the share of the first image, in [0, 1]; got {lam}.")
         return mixed
 
-    return mix
+    return Checked(mixer, mix)
 
 
-def stop_requested(on_epoch: Callable | None, epoch: int, record: dict) -> bool:
-    """Call ``on_epoch``; True (and only a bool) stops the run."""
-    if on_epoch is None:
-        return False
-    answer = on_epoch(epoch, record)
-    if answer is not None and not isinstance(answer, bool):
-        raise TypeError(f"on_epoch must return True (stop), False or None, got {answer!r}.")
-    return bool(answer)
+class Checked:
+    """A student's loss or mixer behind its check: called through ``check``, shown and
+    recorded (``repr``, ``__qualname__``) as the original, so a resume compares the same."""
+
+    def __init__(self, original: Callable, check: Callable) -> None:
+        self.original, self.check = original, check
+        self.__qualname__ = getattr(original, "__qualname__", None)
+
+    def __call__(self, *args: Any) -> Any:
+        return self.check(*args)
+
+    def __repr__(self) -> str:
+        return repr(self.original)
+
+
+# ----------------------------------------------------------------------------------------------
+# The doors of train.py: fit, its loop's first batch and step, evaluate, predict, History.best
+# ----------------------------------------------------------------------------------------------
+
+OPTIMIZER_FIELDS = ("optimizer", "lr", "weight_decay", "momentum", "optimizer_kwargs", "lookahead")
+LOADER_FIELDS = ("batch_size", "augment")  # a loader's own settings, recorded from it
+
+
+def check_fit(
+    model: Any, train_loader: Any, val_loader: Any, config: Any, default: Any, overrides: dict,
+    optimizer: Any, loss: Any, mixer: Any, checkpoint: Any, resume: Any, on_epoch: Any,
+    progress: Any,
+) -> tuple[Any, Any, Callable | None, Callable | None]:  # fmt: skip
+    """``fit``'s door: the model, the loaders and every argument, before anything runs.
+    Returns the run's config (``config`` or ``default`` with ``overrides`` and the loader's
+    own settings), the ready-built optimizer (None for one given by name), and the loss and
+    mixer wrapped in their checks."""
+    if isinstance(optimizer, str):  # a name is the config's field, not a built optimizer
+        overrides["optimizer"], optimizer = optimizer, None
+    check_model(model)
+    check_loaders(train_loader, val_loader)
+    config = run_config(config, default, overrides, train_loader, optimizer)
+    check_run_arguments(
+        config, overrides, checkpoint=checkpoint, resume=resume, loss=loss, mixer=mixer,
+        on_epoch=on_epoch, progress=progress,
+    )  # fmt: skip
+    own_optimizer(optimizer, model)
+    checked = (checked_loss(loss) if loss else None, checked_mixer(mixer) if mixer else None)
+    return config, optimizer, *checked
+
+
+def run_config(
+    config: Any, default: Any, overrides: dict, train_loader: Any, optimizer: Any
+) -> Any:
+    """The run's TrainConfig: ``config`` (a dict of its fields too) with ``overrides``, and
+    the loader's own batch size and augmentations recorded. Settings that something else
+    decides are refused, not ignored."""
+    kind = type(default)
+    if isinstance(config, dict):
+        config = kind.from_dict(config)
+    if config is not None and not isinstance(config, kind):
+        raise TypeError(
+            f"config must be a TrainConfig (or a dict of its fields), got {type(config).__name__}."
+        )
+    if optimizer is not None:
+        conflicts = [key for key in OPTIMIZER_FIELDS if key in overrides]
+        if conflicts:
+            raise ConfigError(
+                f"a ready-built optimizer has its own {', '.join(conflicts)}: set them when you "
+                "build it, or give the optimizer by name (optimizer='adam', lr=...)."
+            )
+        unused = [
+            f"{key}={getattr(config, key)!r}"
+            for key in OPTIMIZER_FIELDS
+            if config is not None and getattr(config, key) != getattr(default, key)
+        ]
+        if unused:  # e.g. a recipe's config with a student's own optimizer: allowed, and said
+            print(
+                "Note: the ready-built optimizer's own settings are used, not the config's "
+                f"{', '.join(unused)}."
+            )
+    config = (config or default).replace(**overrides)
+    from_loader = {key: getattr(train_loader, key, None) for key in LOADER_FIELDS}
+    if not hasattr(train_loader, "augment"):  # e.g. a DataLoader: its dataset's transforms
+        if "augment" in overrides:
+            raise ConfigError(
+                f"augment cannot be applied by a {type(train_loader).__name__}: put the "
+                "augmentations in its dataset's transform, or use a DeviceLoader(augment=...)."
+            )
+        loader_class = type(train_loader)
+        from_loader["augment"] = (f"{loader_class.__module__}.{loader_class.__qualname__}",)
+    for key, value in from_loader.items():
+        if key in overrides and value is not None and config.replace(**{key: value}) != config:
+            raise ConfigError(
+                f"{key} belongs to the training loader ({value!r}); build the loader with "
+                f"{key}=... instead of passing it to fit."
+            )
+    return config.replace(**{key: value for key, value in from_loader.items() if value is not None})
+
+
+def own_optimizer(optimizer: Any, model: nn.Module) -> None:
+    """A ready-built optimizer must be a torch optimizer updating this model's parameters."""
+    if optimizer is None:
+        return
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(
+            f"optimizer= takes a torch optimizer built on model.parameters(), got "
+            f"{type(optimizer).__name__}; to choose one by name, pass optimizer='adam' etc."
+        )
+    mine = {id(p) for p in model.parameters()}
+    theirs = [p for group in optimizer.param_groups for p in group["params"]]
+    if not theirs or any(id(p) not in mine for p in theirs):
+        raise ValueError(
+            "This optimizer was built on other parameters than this model's: build it on "
+            "model.parameters() of the model you train (after moving it to its device)."
+        )
+
+
+def clip_settings(grad_clip: float | dict) -> dict:
+    """``grad_clip`` as keyword arguments for ``optim.clip_gradients``."""
+    return dict(grad_clip) if isinstance(grad_clip, dict) else {"norm": float(grad_clip)}
+
+
+def check_loader_batch(batch: Any, model: nn.Module, first: bool) -> None:
+    """Every batch is an (images, labels) pair; the first of a pass is checked in full."""
+    if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+        raise TypeError(
+            f"a loader must yield (images, labels) pairs, got a {type(batch).__name__}"
+            f"{f' of {len(batch)}' if isinstance(batch, (tuple, list)) else ''}."
+        )
+    if first:
+        check_batch(*batch, channels=input_channels(model))
+
+
+def check_step_output(logits: Any, y: torch.Tensor, classes: Any, default_loss: bool) -> None:
+    """The model's output on an epoch's first step (its shape, classes and gradient)."""
+    check_logits(logits, y, classes, training=True)
+    if default_loss:
+        check_not_probabilities(logits)
+
+
+def check_epoch_length(batches: int, steps: int) -> None:
+    """An epoch of other than the ``steps`` the schedule was planned for (a loader whose
+    len() is wrong) is an error: the schedule would end early or never."""
+    if batches != steps:
+        raise ValueError(
+            f"The training loader yielded {batches} batches, but its len() is {steps}, "
+            "which the schedule was planned for: make len() match the batches."
+        )
+
+
+def check_evaluate(model: Any, loader: Any, tta: Any, num_classes: Any) -> None:
+    """``evaluate``'s door: a model, an evaluation loader, a bool ``tta``, a class count."""
+    require_bool("tta", tta, error=TypeError)
+    if num_classes is not None and (not isinstance(num_classes, int) or num_classes < 1):
+        raise ValueError(f"num_classes must be a whole number >= 1, got {num_classes!r}.")
+    check_model(model, training=False)
+    check_loader(loader, "evaluate's loader")
+    check_evaluation_loader(loader, "evaluate's loader")
+
+
+def check_scores_shape(scores: Any) -> None:
+    """A model's output in evaluation is class scores [batch, classes]."""
+    if not isinstance(scores, torch.Tensor) or scores.dim() != 2:
+        got = list(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
+        raise ValueError(f"The model must return class scores [batch, classes], got {got}.")
+
+
+def check_some_batches(outputs: list) -> None:
+    """An evaluation needs at least one batch."""
+    if not outputs:
+        raise ValueError("The evaluation loader yielded no batch: give it at least one image.")
+
+
+def check_scores(log_probs: Any, targets: Any, classes: Any, num_classes: int | None) -> int:
+    """Every label has its class score; returns the number of classes."""
+    told = "num_classes=" if num_classes else "the data has "
+    num_classes = num_classes or (len(classes) if classes else log_probs.shape[1])
+    if int(targets.max()) >= num_classes or log_probs.shape[1] != num_classes:
+        raise ValueError(
+            f"The model gives {log_probs.shape[1]} class scores, but {told}{num_classes} "
+            f"classes (labels up to {int(targets.max())}): every label needs its class score."
+        )
+    return num_classes
+
+
+def check_predict(images: Any, loader: Any, tta: Any) -> None:
+    """``predict``'s door: uint8 images [N, 3, H, W] or one [3, H, W], and the loader the
+    model was trained with (for its mean and std)."""
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(
+            f"predict takes a uint8 tensor of images [N, 3, H, W] (e.g. data.images[:8]), got "
+            f"{type(images).__name__}."
+        )
+    if tta is not None:
+        require_bool("tta", tta, error=TypeError)
+    if images.dtype != torch.uint8:
+        raise TypeError(
+            f"predict expects uint8 images as stored in ImageData (0-255), got {images.dtype}; "
+            "for an already normalised batch call the model directly."
+        )
+    if not (hasattr(loader, "mean") and hasattr(loader, "std")):
+        raise TypeError("predict needs the loader the model was trained with (its mean and std).")
+    batch = images.unsqueeze(0) if images.dim() == 3 else images
+    if batch.dim() != 4 or (batch.shape[1] != 3 and batch.shape[-1] == 3):
+        raise ValueError(
+            f"predict takes images [N, 3, H, W] (or one [3, H, W]), got {list(images.shape)}; "
+            "for colours last use images.permute(0, 3, 1, 2)."
+        )
+    if batch.shape[1] != len(loader.mean):
+        raise ValueError(
+            f"the images have {batch.shape[1]} channel(s), the loader's statistics (and the "
+            f"model) {len(loader.mean)}: give images like the ones it was trained on."
+        )
+
+
+def check_best(history: Any, metric: str) -> None:
+    """``History.best`` never chooses an epoch on the test set, and needs the metric."""
+    if metric.startswith("val_") and history.eval_split == "test":
+        raise ValueError(
+            f"History {history.name!r} measured val_* on the test set; choosing the best "
+            "epoch there reports a number chosen on the test set. Hold out a validation "
+            "split (ImageData.holdout) and evaluate the test set once at the end."
+        )
+    if not any(row.get(metric) is not None for row in history.epochs):
+        known = sorted(history.epochs[0]) if history.epochs else "none yet"
+        raise ValueError(f"History {history.name!r} has no value for {metric!r}; it has: {known}.")
+
+
+def check_count(name: str, value: Any) -> None:
+    """A number of things: a whole number >= 0."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} is a number of images (a whole number >= 0), got {value!r}.")
