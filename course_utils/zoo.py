@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_utils import params
-from course_utils.config import UnknownNameError
 from course_utils.models import Activation, Bottleneck, ResNet, ResNet9
+from course_utils.support.validate import UnknownNameError
 
 BUDGET = 5_000_000
 """The mini-project's rule: fewer than this many trainable parameters."""

@@ -16,6 +16,8 @@ from course_utils.models import (
     block_expansion,
 )
 from course_utils.params import count_parameters, stage_parameters
+from course_utils.support import blocks
+from course_utils.support.validate import require_int
 
 
 def tiny_resnet(**kwargs) -> ResNet:
@@ -230,3 +232,13 @@ def test_residual_unit_adds_its_input():
             nn.init.zeros_(module.weight)  # F(x) = relu(0) = 0, so the unit is the identity
     x = torch.randn(2, 8, 4, 4)
     torch.testing.assert_close(unit(x), x)
+
+
+@pytest.mark.parametrize(("value", "error"), [(0, ValueError), (1.5, ValueError), ("2", TypeError)])
+def test_the_block_count_check_words_its_refusals_as_validate_does(value, error):
+    """support.blocks imports no course_utils module, so it has its own count check."""
+    with pytest.raises(error) as ours:
+        blocks.count("stride", value)
+    with pytest.raises(error) as shared:
+        require_int("stride", value, error=ValueError, type_error=TypeError)
+    assert str(ours.value) == str(shared.value)
