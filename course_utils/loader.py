@@ -1,17 +1,10 @@
-"""A data loader that keeps the whole dataset on the training device, and the ``Loader``
-protocol that says what ``fit`` and ``evaluate`` use of any loader.
-
-CIFAR-10 is 180 MB as uint8, small enough to live in GPU memory. So instead of a
-``DataLoader`` that decodes, augments and copies one PIL image at a time, ``DeviceLoader``
-moves the uint8 images once and augments whole batches with the ordered list of
-augmentations from ``course_utils.augment`` (lecture 01), then normalises them.
-"""
+"""A loader that keeps the whole dataset on the training device (CIFAR-10 is 180 MB as uint8)
+and augments whole batches there, instead of a ``DataLoader`` that decodes, augments and copies
+one PIL image at a time; and the ``Loader`` protocol: what ``fit`` uses of any loader."""
 
 from __future__ import annotations
 
-import hashlib
 import math
-import numbers
 from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
@@ -21,21 +14,16 @@ from torch import Tensor
 from course_utils import augment as augmentations
 from course_utils import settings
 from course_utils.config import TrainConfig
-from course_utils.data import CIFAR10_MEAN, CIFAR10_STD, ImageData, _check_statistics, normalize
+from course_utils.data import CIFAR10_MEAN, CIFAR10_STD, ImageData, normalize
+from course_utils.support import checks
 
 
 @runtime_checkable
 class Loader(Protocol):
-    """What ``fit`` and ``evaluate`` need of a loader: batches ``(x, y)`` and their number.
-
-    A plain ``torch.utils.data.DataLoader`` qualifies. A loader may also offer, and the course
-    uses when present: ``device`` (where its batches already are), ``classes``, ``source``
-    and ``split`` (for labels and provenance), ``batch_size``, ``num_images``, ``augment``
-    (a description of its augmentations), ``mean``/``std`` (its normalisation, used by
-    ``predict``), ``set_seed(seed)`` (``fit`` calls it, so one seed drives the shuffle and
-    the augmentation), ``set_epoch(epoch)``, and ``state_dict()``/``load_state_dict()``,
-    which exact resume depends on.
-    """
+    """What ``fit`` and ``evaluate`` need of a loader: batches ``(x, y)`` and their number (a
+    ``DataLoader`` qualifies). They also use, when present: ``device``, ``classes``,
+    ``source``, ``split``, ``batch_size``, ``num_images``, ``augment``, ``mean``/``std``,
+    ``set_seed``, ``set_epoch`` and ``state_dict``/``load_state_dict`` (exact resume)."""
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]: ...
 
@@ -43,15 +31,13 @@ class Loader(Protocol):
 
 
 class DeviceLoader:
-    """Batches of ``data`` straight from the training device: yields ``(x, y)`` with x float32
-    [B, 3, H, W] normalised by ``mean``/``std`` and y int64 [B]. Used by every lecture.
+    """Batches ``(x, y)`` of ``data`` straight from the training device: x float32
+    [B, 3, H, W] normalised by ``mean``/``std``, y int64 [B].
 
-    ``train=True`` shuffles every epoch (each ``iter()``) and runs ``augment`` on each uint8
-    batch: a list of ``augment.build`` specs ("crop", {"name": "cutout", "size": 8}, ...) or
-    callables ``(images, generator) -> images`` of your own, in order, before normalisation.
-    Epoch e is drawn from (seed, e), so the same seed replays the same epochs; ``fit`` sets
-    the seed from its config (``set_seed``). ``train=False`` yields the images in order,
-    unaugmented.
+    ``train=True`` shuffles every epoch and runs ``augment`` on each uint8 batch before
+    normalising: a list of ``augment.build`` specs ("crop", {"name": "cutout", "size": 8}) or
+    your own ``(images, generator) -> images``. Epoch e is drawn from (seed, e), so a seed
+    replays the same epochs; ``fit`` sets it. ``train=False`` yields the images in order.
     """
 
     def __init__(
@@ -65,56 +51,20 @@ class DeviceLoader:
         std: Sequence[float] | Tensor = CIFAR10_STD,
         drop_last: bool | None = None,
     ) -> None:
-        if not isinstance(data, ImageData):
-            raise TypeError(
-                f"DeviceLoader expects an ImageData (e.g. from course_utils.data.cifar10()), "
-                f"got {type(data).__name__}."
-            )
-        defaults = TrainConfig()
-        batch_size = defaults.batch_size if batch_size is None else batch_size
-        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
-            raise ValueError(f"batch_size must be a whole number >= 1, got {batch_size!r}.")
-        batch_size = int(batch_size)  # a NumPy integer too
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be a whole number >= 1, got {batch_size!r}.")
-        for name, flag in (("train", train), ("drop_last", drop_last)):
-            if not isinstance(flag, bool) and not (name == "drop_last" and flag is None):
-                raise TypeError(f"{name} must be True or False, got {flag!r}.")
-        if not train and drop_last:
-            raise ValueError(
-                "an evaluation loader (train=False) keeps every image: drop drop_last=True."
-            )
-        self.drop_last = train if drop_last is None else drop_last
-        if self.drop_last and len(data) < batch_size:
-            raise ValueError(
-                f"batch_size {batch_size} is larger than the {len(data)} images, so dropping "
-                "the last incomplete batch leaves nothing; lower batch_size or pass "
-                "drop_last=False."
-            )
-        if not train and augment:
-            raise ValueError(
-                "an evaluation loader (train=False) does not augment: drop augment=, or use "
-                "train=True for a training loader."
-            )
-        if isinstance(augment, (str, dict)):
-            raise TypeError(
-                f"augment must be a list of augmentations, e.g. augment=['crop', 'flip'], got "
-                f"{augment!r}."
-            )
+        batch_size = TrainConfig.batch_size if batch_size is None else batch_size
+        checks.check_loader_arguments(data, batch_size, train, augment, mean, std, drop_last)
         self.pipeline = augmentations.build_pipeline(
-            defaults.augment if augment is None else augment
+            TrainConfig.augment if augment is None else augment
         )
         self.device = settings.check_device(device) if device is not None else settings.get_device()
         self.images = data.images.to(self.device)
         self.labels = data.labels.to(self.device)
-        self.batch_size = batch_size
+        self.batch_size = int(batch_size)  # a NumPy integer too
         self.train = train
+        self.drop_last = train if drop_last is None else drop_last
         self.num_images = len(data)
-        self.classes = data.classes
-        self.source = data.source
-        self.split = data.split
+        self.classes, self.source, self.split = data.classes, data.source, data.split
         self.provenance = data.provenance
-        _check_statistics(mean, std)
         self.mean = tuple(float(value) for value in mean)
         self.std = tuple(float(value) for value in std)
         # On the device once: building them from tuples every batch would copy and sync.
@@ -123,7 +73,6 @@ class DeviceLoader:
         normalize(self.images[:1], self.mean, self.std)  # check mean and std now, not mid-epoch
         self.seed = 0
         self.epoch = 0
-        self._fingerprint: str | None = None
         self.generator = torch.Generator(device=self.device)
 
     @property
@@ -143,17 +92,6 @@ class DeviceLoader:
             f"batch_size={self.batch_size}, {len(self)} batches, {mode}, device={self.device})"
         )
 
-    @property
-    def fingerprint(self) -> str:
-        """A short digest of the images and labels in their order (``fit`` records it, so a
-        resume on other images of the same size is refused)."""
-        if self._fingerprint is None:
-            sums = self.images.reshape(self.num_images, -1).sum(1, dtype=torch.int64)
-            digest = hashlib.sha1(self.labels.cpu().numpy().tobytes())
-            digest.update(sums.cpu().numpy().tobytes())
-            self._fingerprint = digest.hexdigest()[:12]
-        return self._fingerprint
-
     def set_seed(self, seed: int) -> None:
         """Draw every epoch's shuffle and augmentation from ``seed`` (``fit`` calls this)."""
         self.seed = settings.check_seed(seed)
@@ -168,10 +106,7 @@ class DeviceLoader:
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         """Restore ``state_dict()``: the next ``iter()`` continues where that run stopped."""
-        if not isinstance(state, dict) or set(state) != {"epoch", "seed"}:
-            raise ValueError(
-                f"a DeviceLoader state is {{'epoch': ..., 'seed': ...}}, got {state!r}."
-            )
+        checks.check_loader_state(state)
         self.epoch, self.seed = int(state["epoch"]), int(state["seed"])
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:

@@ -12,6 +12,7 @@ import math
 import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -21,6 +22,8 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+
+from course_utils.support.checkpoint import check_history_dict
 
 SYNTHETIC_NOTE = "synthetic stand-in data"
 
@@ -50,15 +53,15 @@ def _with_note(title: str | None, note: str | None) -> str:
 
 
 def _histories(history_or_list: Any) -> list[Any]:
-    """A list of histories; a dict from ``History.to_dict()`` is read back as a History."""
-    from course_utils.train import History  # imported here: plots read histories by field
-
+    """A list of histories; a dict from ``History.to_dict()`` is read by its fields."""
     single = hasattr(history_or_list, "epochs") or isinstance(history_or_list, Mapping)
     histories = [history_or_list] if single else list(history_or_list)
     if not histories:
         raise ValueError("Nothing to plot: pass a History or a list of Histories.")
     histories = [
-        History.from_dict(dict(h)) if isinstance(h, Mapping) and "epochs" in h else h
+        SimpleNamespace(**check_history_dict(dict(h)))
+        if isinstance(h, Mapping) and "epochs" in h
+        else h
         for h in histories
     ]
     for history in histories:

@@ -404,6 +404,17 @@ def postfix(record: dict) -> dict:
     return shown
 
 
+def data_fingerprint(loader: Any) -> str | None:
+    """A short digest of a DeviceLoader's images and labels in their order, so a resume on
+    other images of the same size is refused (None for other loaders)."""
+    if not (hasattr(loader, "images") and hasattr(loader, "labels")):
+        return None
+    sums = loader.images.reshape(len(loader.images), -1).sum(1, dtype=torch.int64)
+    digest = hashlib.sha1(loader.labels.cpu().numpy().tobytes())
+    digest.update(sums.cpu().numpy().tobytes())
+    return digest.hexdigest()[:12]
+
+
 def _length(dataset: Any) -> int | None:
     try:
         return len(dataset)
@@ -432,7 +443,7 @@ class Run:
             "architecture": hashlib.sha1(repr(model).encode()).hexdigest()[:12],
             "train_images": getattr(train_loader, "num_images", None)
             or _length(getattr(train_loader, "dataset", None)),
-            "data": getattr(train_loader, "fingerprint", None),
+            "data": data_fingerprint(train_loader),
             "augment_code": augment.code_fingerprint(getattr(train_loader, "pipeline", ())),
             "loss": repr(loss) if loss is not None else None,
             "mixer": (getattr(mixer, "__qualname__", None) or repr(mixer)) if mixer else None,

@@ -10,15 +10,16 @@ the model's classes are an opaque device assert on a GPU). ``checked_loss`` and
 from __future__ import annotations
 
 import inspect
+import math
 import numbers
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from course_utils.support.validate import ConfigError, require_bool
+from course_utils.support.validate import ConfigError, require_bool, require_int
 
 TRAINABLE_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
@@ -553,3 +554,74 @@ def check_count(name: str, value: Any) -> None:
     """A number of things: a whole number >= 0."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"{name} is a number of images (a whole number >= 0), got {value!r}.")
+
+
+# ----------------------------------------------------------------------------------------------
+# The door of loader.py: DeviceLoader's arguments
+# ----------------------------------------------------------------------------------------------
+
+
+def check_loader_arguments(
+    data: Any, batch_size: Any, train: Any, augment: Any, mean: Any, std: Any, drop_last: Any
+) -> None:
+    """``DeviceLoader``'s door: an ImageData, a batch size it can fill, bool flags, an
+    augmentation list only for training, statistics in [0, 1] units."""
+    if type(data).__name__ != "ImageData":
+        raise TypeError(
+            f"DeviceLoader expects an ImageData (e.g. from course_utils.data.cifar10()), "
+            f"got {type(data).__name__}."
+        )
+    require_int("batch_size", batch_size, error=ValueError)
+    for name, flag in (("train", train), ("drop_last", drop_last)):
+        if not isinstance(flag, bool) and not (name == "drop_last" and flag is None):
+            raise TypeError(f"{name} must be True or False, got {flag!r}.")
+    if not train and drop_last:
+        raise ValueError(
+            "an evaluation loader (train=False) keeps every image: drop drop_last=True."
+        )
+    if (train if drop_last is None else drop_last) and len(data) < batch_size:
+        raise ValueError(
+            f"batch_size {batch_size} is larger than the {len(data)} images, so dropping "
+            "the last incomplete batch leaves nothing; lower batch_size or pass "
+            "drop_last=False."
+        )
+    if not train and augment:
+        raise ValueError(
+            "an evaluation loader (train=False) does not augment: drop augment=, or use "
+            "train=True for a training loader."
+        )
+    if isinstance(augment, (str, dict)):
+        raise TypeError(
+            f"augment must be a list of augmentations, e.g. augment=['crop', 'flip'], got "
+            f"{augment!r}."
+        )
+    check_statistics(mean, std)
+
+
+def check_statistics(mean: Any, std: Any) -> None:
+    """Host values (tensors are left alone: checking them would sync a GPU) must be one
+    finite number per channel in [0, 1] units, like CIFAR10_MEAN and CIFAR10_STD."""
+    for name, values in (("mean", mean), ("std", std)):
+        if isinstance(values, torch.Tensor):
+            continue
+        if (
+            isinstance(values, (str, bytes))
+            or not isinstance(values, Sequence)
+            or not all(isinstance(v, numbers.Real) and math.isfinite(v) for v in values)
+        ):
+            raise ValueError(
+                f"{name} must be one finite number per channel, e.g. CIFAR10_{name.upper()}; "
+                f"got {values!r}."
+            )
+        positive = name == "std"  # a std of 0 would divide by zero
+        if not all((v > 0 if positive else v >= 0) and v <= 1 for v in values):
+            raise ValueError(
+                f"{name} must be in [0, 1] units (pixel / 255){', above 0,' * positive} in "
+                f"every channel, got {list(values)}; divide 0-255 statistics by 255."
+            )
+
+
+def check_loader_state(state: Any) -> None:
+    """A DeviceLoader's saved state is its epoch and seed."""
+    if not isinstance(state, dict) or set(state) != {"epoch", "seed"}:
+        raise ValueError(f"a DeviceLoader state is {{'epoch': ..., 'seed': ...}}, got {state!r}.")
