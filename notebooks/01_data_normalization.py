@@ -78,6 +78,7 @@ from course_utils.data import (
     cifar10,
 )
 from course_utils.loader import DeviceLoader, normalize
+from course_utils.optim import make_optimizer, make_scheduler
 from course_utils.train import TrainingDiverged, evaluate, fit
 
 device = settings.get_device()
@@ -106,6 +107,7 @@ else:  # full mode: all of CIFAR-10
     NORM_EPOCHS = 10
     AUG_IMAGES, AUG_EPOCHS = 10_000, 30  # a fifth of the data, many epochs: room to overfit
     BATCH_SIZE = 256
+LOOP_EPOCHS = 1  # epochs of the hand-written training loop (section 5), run twice
 LR = 0.2  # peak learning rate of SGD with Nesterov momentum and a one-cycle schedule, every run
 PAD = 4  # random crop: pad every side by 4 pixels, then cut a 32x32 window (section 6)
 PADDING_MODE = "reflect"  # what the padding holds: "reflect" (mirrored border) or "constant" (0)
@@ -659,6 +661,74 @@ print(f"one epoch is {steps} steps: the initial values still weigh 0.9**{steps} 
 #   scale at hand, and the initial values fade as $0.9^k$ after $k$ steps.
 # - So the test-time network is scale-invariant only once its averages have caught up with
 #   its weights. Watch the test loss (measured in eval mode) in the runs below.
+
+# %% [markdown]
+# ### The training loop, written out
+#
+# Every run of this course trains with `fit`. Here is what it does, as a loop you can read
+# and edit. One **step** takes a batch, computes the class scores (forward), the loss, the
+# gradient of the loss with respect to every weight (backward), and moves the weights a
+# little against it (the optimizer's step); the **schedule** then sets the next step's
+# learning rate. One **epoch** is one pass over the training images, in a new random order
+# and with new random crops and flips. We count correct predictions as we go: the running
+# training accuracy.
+#
+# The optimizer (SGD with Nesterov momentum 0.9 and weight decay 5e-4) and the one-cycle
+# schedule are built by the same two functions `fit` uses (lecture 04 opens them).
+
+
+# %%
+def train(model: nn.Module, loader: DeviceLoader, epochs: int, lr: float, seed: int) -> list:
+    """fit's training loop without its extras: returns the loss of every step."""
+    settings.seed_everything(seed)  # every random number of the run, and
+    loader.set_seed(seed)  # the loader's shuffle and augmentation, from one seed
+    optimizer = make_optimizer("nesterov", model, lr, weight_decay=5e-4)
+    schedule = make_scheduler("onecycle", optimizer, epochs, len(loader))
+    loss_fn = nn.CrossEntropyLoss()
+    step_losses = []
+    for epoch in range(epochs):
+        model.train()  # BatchNorm uses the batch's statistics (subsection above)
+        loader.set_epoch(epoch)  # epoch e's order and augmentation come from (seed, e)
+        correct = seen = 0
+        for x, y in loader:
+            logits = model(x)  # forward: one score per class for every image
+            loss = loss_fn(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()  # backward: the gradient of the loss for every weight
+            optimizer.step()  # step: move the weights against the gradient
+            schedule.step()  # the next step's learning rate
+            step_losses.append(loss.item())
+            correct += (logits.argmax(dim=1) == y).sum().item()
+            seen += len(y)
+        print(f"epoch {epoch + 1}: loss {loss.item():.3f}, running accuracy {correct / seen:.1%}")
+    return step_losses
+
+
+loop_loader = DeviceLoader(train_data, BATCH_SIZE, True, [CROP, "flip"], device)
+ours = train(small_resnet(seed=0), loop_loader, LOOP_EPOCHS, LR, seed=0)
+by_fit = fit(small_resnet(seed=0), loop_loader, epochs=LOOP_EPOCHS, lr=LR, seed=0,
+             precision="fp32", progress=False)  # fmt: skip
+compute.add("the loop by hand, and fit", small_resnet(), 2 * LOOP_EPOCHS * len(train_data))
+ours, theirs = torch.tensor(ours), torch.tensor(by_fit.step_loss)
+if device.type == "cpu":  # fp32 on a CPU: the same operations in the same order
+    assert torch.equal(ours, theirs), "the hand-written loop and fit gave different losses"
+else:  # a GPU's convolutions may pick other algorithms from run to run
+    torch.testing.assert_close(ours, theirs, rtol=1e-3, atol=1e-3)
+print(f"{len(ours)} steps: the loop above and fit gave the same loss at every step")
+
+# %% [markdown]
+# **What `fit` adds on top** (read it in `course_utils/train.py`; its checks and bookkeeping
+# sit behind it in `course_utils/support/`):
+# - **mixed precision** on a GPU (`torch.autocast` in bf16 or fp16, with a gradient scaler for
+#   fp16), which is why we asked it for `precision="fp32"` to compare on any device;
+# - the **validation** pass after every epoch (`evaluate`, in eval mode, without gradients);
+# - **gradient clipping**, **mixup** and an **average of the weights (EMA)** when the config
+#   asks for them (lectures 04-06);
+# - a **progress bar**, a **checkpoint** after every epoch that `resume=True` continues
+#   exactly, and a clear stop when the loss becomes NaN;
+# - fewer host syncs: `loss.item()` above waits for the GPU at every step; `fit` keeps the
+#   running loss and accuracy on the device and copies them every 25 steps;
+# - one clear line, before training, for a model, loader or setting that cannot work.
 
 # %% [markdown]
 # ### Run: both networks on every input
