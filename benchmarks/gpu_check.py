@@ -39,6 +39,7 @@ from course_utils import data, params, settings
 from course_utils.loader import DeviceLoader
 from course_utils.models import ResNet, ResNet9
 from course_utils.recipes import get_recipe, run
+from course_utils.support import sources
 from course_utils.train import fit
 
 FULL = {"batch": 512, "images": 512 * 24, "epochs": 30, "train_images": None, "test_images": None}
@@ -253,7 +254,7 @@ def run_lectures(report: Report, lectures: list[str], args, left) -> None:
     source = args.source or data.shared_cifar10_archive()
     os.environ.pop(settings.SMOKE_ENV, None)
     if source is not None:
-        os.environ[data.SOURCE_ENV] = str(Path(source).resolve())
+        os.environ[sources.SOURCE_ENV] = str(Path(source).resolve())
     executed = args.out / "lectures"
     executed.mkdir(exist_ok=True)
     for number in lectures:

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from course_utils import data
+from course_utils.support import sources
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -38,11 +39,11 @@ def shared_archive():
     never pass without them."""
     path = data.shared_cifar10_archive()
     if path is None:
-        configured = os.environ.get(data.SHARED_DATA_ENV)
-        looked = f"{data.SHARED_DATA_ENV}={configured}" if configured else "../shared/data/"
+        configured = os.environ.get(sources.SHARED_DATA_ENV)
+        looked = f"{sources.SHARED_DATA_ENV}={configured}" if configured else "../shared/data/"
         reason = (
-            f"no shared CIFAR-10 copy ({data.SHARED_ARCHIVE}) at {looked}: set "
-            f"{data.SHARED_DATA_ENV} to the archive or its folder"
+            f"no shared CIFAR-10 copy ({sources.SHARED_ARCHIVE}) at {looked}: set "
+            f"{sources.SHARED_DATA_ENV} to the archive or its folder"
         )
         if os.environ.get("CI"):
             pytest.fail(f"{reason}; CI must run the real-data tests.", pytrace=False)

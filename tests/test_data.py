@@ -36,6 +36,7 @@ from course_utils.data import (
     load_image_folder,
     synthetic_cifar10,
 )
+from course_utils.support import image_folder, sources
 
 PER_BATCH = 12  # images per fake batch file (the real ones hold 10,000)
 
@@ -66,24 +67,24 @@ def _fake_batch(path: Path, batch: int) -> tuple[np.ndarray, list[int]]:
 def fake_cifar(tmp_path, monkeypatch):
     """A small CIFAR-10 in the official layout (folder and tarball), with the expected md5s
     pointed at these fake files. Returns the tarball path and the expected contents."""
-    folder = tmp_path / "build" / data.BATCH_FOLDER
+    folder = tmp_path / "build" / sources.BATCH_FOLDER
     folder.mkdir(parents=True)
     expected = {}
-    for batch, name in enumerate(data.TRAIN_BATCHES + data.TEST_BATCHES):
+    for batch, name in enumerate(sources.TRAIN_BATCHES + sources.TEST_BATCHES):
         expected[name] = _fake_batch(folder / name, batch)
     with (folder / "batches.meta").open("wb") as file:
         pickle.dump({b"label_names": [name.encode() for name in CIFAR10_CLASSES]}, file)
-    tarball = tmp_path / "build" / data.TARBALL
+    tarball = tmp_path / "build" / sources.TARBALL
     with tarfile.open(tarball, "w:gz") as archive:
-        archive.add(folder, arcname=data.BATCH_FOLDER)
-    monkeypatch.setattr(data, "BATCH_MD5", {name: _md5(folder / name) for name in expected})
-    monkeypatch.setattr(data, "TARBALL_MD5", _md5(tarball))
-    monkeypatch.delenv(data.SOURCE_ENV, raising=False)
+        archive.add(folder, arcname=sources.BATCH_FOLDER)
+    monkeypatch.setattr(sources, "BATCH_MD5", {name: _md5(folder / name) for name in expected})
+    monkeypatch.setattr(sources, "TARBALL_MD5", _md5(tarball))
+    monkeypatch.delenv(sources.SOURCE_ENV, raising=False)
     return tarball, expected
 
 
 def _expected_split(expected, train: bool):
-    names = data.TRAIN_BATCHES if train else data.TEST_BATCHES
+    names = sources.TRAIN_BATCHES if train else sources.TEST_BATCHES
     images = np.concatenate([expected[name][0] for name in names])
     labels = np.concatenate([expected[name][1] for name in names])
     return torch.from_numpy(images), torch.from_numpy(labels)
@@ -92,7 +93,7 @@ def _expected_split(expected, train: bool):
 def _root_with_tarball(tmp_path: Path, tarball: Path) -> Path:
     root = tmp_path / "data"
     root.mkdir()
-    shutil.copy(tarball, root / data.TARBALL)
+    shutil.copy(tarball, root / sources.TARBALL)
     return root
 
 
@@ -109,15 +110,15 @@ def test_load_from_tarball_gives_both_splits_in_order(tmp_path, fake_cifar):
         want_images, want_labels = _expected_split(expected, train)
         assert torch.equal(images, want_images)  # R, G, B planes land in channels 0, 1, 2
         assert torch.equal(labels, want_labels)  # batches 1..5 concatenated in order
-        assert (root / data._cache_name(train)).is_file()
+        assert (root / sources._cache_name(train)).is_file()
 
 
 def test_cache_is_used_once_written(tmp_path, fake_cifar):
     tarball, expected = fake_cifar
     root = _root_with_tarball(tmp_path, tarball)
     first = load_cifar10(root, train=False, download=False)
-    (root / data.TARBALL).unlink()
-    shutil.rmtree(root / data.BATCH_FOLDER)
+    (root / sources.TARBALL).unlink()
+    shutil.rmtree(root / sources.BATCH_FOLDER)
     again = load_cifar10(root, train=False, download=False)  # only the cache is left
     assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
 
@@ -126,20 +127,20 @@ def test_damaged_cache_is_rebuilt_not_used(tmp_path, fake_cifar, capsys):
     tarball, expected = fake_cifar
     root = _root_with_tarball(tmp_path, tarball)
     load_cifar10(root, train=True, download=False)
-    cache = root / data._cache_name(True)
+    cache = root / sources._cache_name(True)
     raw = bytearray(cache.read_bytes())
     raw[len(raw) // 2] ^= 0xFF  # one flipped byte inside the stored images
     cache.write_bytes(bytes(raw))
     images, labels = load_cifar10(root, train=True, download=False)
     assert "damaged cache" in capsys.readouterr().out
     assert torch.equal(images, _expected_split(expected, True)[0])
-    assert data._read_cache(cache, data.TRAIN_BATCHES) is not None  # rewritten intact
+    assert sources._read_cache(cache, sources.TRAIN_BATCHES) is not None  # rewritten intact
 
 
 def test_damaged_cache_without_sources_raises(tmp_path, fake_cifar):
     root = tmp_path / "data"
     root.mkdir()
-    (root / data._cache_name(False)).write_bytes(b"not a zip file")
+    (root / sources._cache_name(False)).write_bytes(b"not a zip file")
     with pytest.raises(DataNotFoundError, match="CIFAR10_SOURCE"):
         load_cifar10(root, train=False, download=False)
 
@@ -149,7 +150,7 @@ def test_local_tarball_source_is_used(tmp_path, fake_cifar, monkeypatch, how):
     tarball, expected = fake_cifar
     root, source = tmp_path / "empty", str(tarball)
     if how == "environment":
-        monkeypatch.setenv(data.SOURCE_ENV, source)
+        monkeypatch.setenv(sources.SOURCE_ENV, source)
         source = None
     images, labels = load_cifar10(root, train=False, download=False, source=source)
     assert torch.equal(labels, _expected_split(expected, False)[1])
@@ -181,53 +182,53 @@ def test_download_from_a_mirror_is_md5_checked(tmp_path, fake_cifar, monkeypatch
     root = tmp_path / "other"
     with pytest.raises(DataCorruptedError, match="md5"):
         load_cifar10(root, train=True, source=mirror)
-    assert not (root / data.TARBALL).exists()  # the partial file is not kept
-    assert not (root / data._cache_name(True)).exists()
+    assert not (root / sources.TARBALL).exists()  # the partial file is not kept
+    assert not (root / sources._cache_name(True)).exists()
 
 
 def test_truncated_tarball_gives_clear_error_and_no_cache(tmp_path, fake_cifar):
     tarball, _ = fake_cifar
     root = tmp_path / "data"
     root.mkdir()
-    (root / data.TARBALL).write_bytes(tarball.read_bytes()[:-200])
+    (root / sources.TARBALL).write_bytes(tarball.read_bytes()[:-200])
     with pytest.raises(DataCorruptedError, match="md5"):
         load_cifar10(root, train=True, download=False)
-    assert not (root / data._cache_name(True)).exists()
-    assert not (root / data.BATCH_FOLDER).exists()
+    assert not (root / sources._cache_name(True)).exists()
+    assert not (root / sources.BATCH_FOLDER).exists()
 
 
 def test_damaged_batch_file_without_tarball_is_reported(tmp_path, fake_cifar):
     root = tmp_path / "data"
-    shutil.copytree(tmp_path / "build" / data.BATCH_FOLDER, root / data.BATCH_FOLDER)
-    batch = root / data.BATCH_FOLDER / "data_batch_3"
+    shutil.copytree(tmp_path / "build" / sources.BATCH_FOLDER, root / sources.BATCH_FOLDER)
+    batch = root / sources.BATCH_FOLDER / "data_batch_3"
     batch.write_bytes(batch.read_bytes()[:1000])
     with pytest.raises(DataCorruptedError, match="data_batch_3"):
         load_cifar10(root, train=True, download=False)
-    assert not (root / data._cache_name(True)).exists()
+    assert not (root / sources._cache_name(True)).exists()
 
 
 def test_unreadable_batch_file_is_reported(tmp_path, fake_cifar, monkeypatch):
     root = tmp_path / "data"
-    shutil.copytree(tmp_path / "build" / data.BATCH_FOLDER, root / data.BATCH_FOLDER)
-    batch = root / data.BATCH_FOLDER / "test_batch"
+    shutil.copytree(tmp_path / "build" / sources.BATCH_FOLDER, root / sources.BATCH_FOLDER)
+    batch = root / sources.BATCH_FOLDER / "test_batch"
     batch.write_bytes(b"\x80\x04garbage that is not a pickle")
     # Even a file that passes the md5 check must still unpickle into a CIFAR-10 batch.
-    monkeypatch.setitem(data.BATCH_MD5, "test_batch", _md5(batch))
+    monkeypatch.setitem(sources.BATCH_MD5, "test_batch", _md5(batch))
     with pytest.raises(DataCorruptedError, match="not a readable CIFAR-10 batch"):
         load_cifar10(root, train=False, download=False)
-    assert not (root / data._cache_name(False)).exists()
+    assert not (root / sources._cache_name(False)).exists()
 
 
 def test_offline_with_nothing_on_disk_says_what_to_do(tmp_path, fake_cifar, monkeypatch):
     def no_network(*args, **kwargs):
         raise urllib.error.URLError("Temporary failure in name resolution")
 
-    monkeypatch.setattr(data, "download_url", no_network)
+    monkeypatch.setattr(sources, "download_url", no_network)
     root = tmp_path / "data"
     with pytest.raises(DataNotFoundError) as caught:
         load_cifar10(root, train=True, download=True)
     message = str(caught.value)
-    for hint in (data.TARBALL, str(root), data.SOURCE_ENV, "source='synthetic'"):
+    for hint in (sources.TARBALL, str(root), sources.SOURCE_ENV, "source='synthetic'"):
         assert hint in message
     assert caught.value.__suppress_context__  # no urllib traceback chained underneath
     with pytest.raises(DataNotFoundError, match="no cifar-10-python.tar.gz on disk"):
@@ -246,8 +247,8 @@ def test_auto_uses_real_data_on_disk(tmp_path, fake_cifar):
 
 
 def test_auto_falls_back_to_synthetic_with_one_line(tmp_path, monkeypatch, capsys):
-    monkeypatch.delenv(data.SOURCE_ENV, raising=False)
-    monkeypatch.setattr(data, "_reachable", lambda url: False)
+    monkeypatch.delenv(sources.SOURCE_ENV, raising=False)
+    monkeypatch.setattr(sources, "reachable", lambda url: False)
     train = cifar10("train", source="auto", n=30, root=tmp_path)
     printed = capsys.readouterr().out.strip().splitlines()
     assert len(printed) == 1 and "synthetic stand-in" in printed[0]
@@ -260,10 +261,10 @@ def test_auto_falls_back_when_the_download_fails(tmp_path, monkeypatch, capsys):
     def broken_download(*args, **kwargs):
         raise urllib.error.URLError("connection reset")
 
-    monkeypatch.delenv(data.SOURCE_ENV, raising=False)
+    monkeypatch.delenv(sources.SOURCE_ENV, raising=False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(data, "_reachable", lambda url: True)
-    monkeypatch.setattr(data, "download_url", broken_download)
+    monkeypatch.setattr(sources, "reachable", lambda url: True)
+    monkeypatch.setattr(sources, "download_url", broken_download)
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", broken_download)  # the Hub mirror
     test = cifar10("test", source="auto", n=10, root=tmp_path)
     assert test.source == "synthetic" and "download failed" in capsys.readouterr().out
@@ -374,7 +375,7 @@ def test_image_folder_cache_is_used_and_rebuilt_when_the_source_changes(
         assert len(list(cache_root.glob("cifar10-images-*-train.npz"))) == 1
 
     with monkeypatch.context() as patched:
-        patched.setattr(data, "_decode_images", _no_decoding)
+        patched.setattr(image_folder, "_decode_images", _no_decoding)
         cached = load_image_folder(source, "test", TINY_COUNTS, root=cache_root)
         assert torch.equal(cached.images, first.images) and cached.provenance == first.provenance
         if packing == "tar.gz":
@@ -554,8 +555,8 @@ def test_a_source_that_is_not_an_image_folder_is_named(tmp_path, contents, match
     elif contents == "text file":
         source.write_text("hello")
     elif contents == "official layout":
-        (tmp_path / "release" / data.BATCH_FOLDER).mkdir(parents=True)
-        (tmp_path / "release" / data.BATCH_FOLDER / "data_batch_1").write_bytes(b"\0" * 10)
+        (tmp_path / "release" / sources.BATCH_FOLDER).mkdir(parents=True)
+        (tmp_path / "release" / sources.BATCH_FOLDER / "data_batch_1").write_bytes(b"\0" * 10)
         _tar(tmp_path / "release", source)
     else:
         source = tmp_path / "empty"
@@ -571,8 +572,8 @@ def test_a_named_missing_source_is_an_error_not_a_fallback(tmp_path, monkeypatch
         load_image_folder(missing, "train", root=tmp_path)
     with pytest.raises(DataNotFoundError, match=rf"source {missing} \(named by source="):
         cifar10("train", source=missing, root=tmp_path)
-    monkeypatch.setattr(data, "_reachable", lambda url: False)  # offline: auto would fall back
-    monkeypatch.setenv(data.SOURCE_ENV, str(missing))
+    monkeypatch.setattr(sources, "reachable", lambda url: False)  # offline: auto would fall back
+    monkeypatch.setenv(sources.SOURCE_ENV, str(missing))
     for source in ("auto", "cifar10"):
         with pytest.raises(DataNotFoundError, match=r"named by CIFAR10_SOURCE=.*unset"):
             cifar10("test", source=source, root=tmp_path)
@@ -584,12 +585,12 @@ def test_dispatcher_loads_an_image_folder_and_announces_it_once(tmp_path, monkey
     archive = _tar(folder, tmp_path / "cifar10-tiny.tar.gz")
     monkeypatch.setattr(data, "IMAGE_FOLDER_COUNTS", TINY_COUNTS)  # what cifar10() expects
     monkeypatch.setattr(data, "_ANNOUNCED", set())
-    monkeypatch.setattr(data, "_reachable", lambda url: False)
+    monkeypatch.setattr(sources, "reachable", lambda url: False)
     if how == "argument":
-        monkeypatch.delenv(data.SOURCE_ENV, raising=False)
+        monkeypatch.delenv(sources.SOURCE_ENV, raising=False)
         source = archive  # a Path; a str works the same
     else:
-        monkeypatch.setenv(data.SOURCE_ENV, str(archive))
+        monkeypatch.setenv(sources.SOURCE_ENV, str(archive))
         source = how.split()[1]
     train = cifar10("train", source=source, root=tmp_path / "data")
     test = cifar10("test", source=source, n=7, root=tmp_path / "data")
@@ -608,39 +609,39 @@ def test_a_named_official_release_is_md5_checked_not_read_as_images(tmp_path, fa
     tarball, expected = fake_cifar
     renamed = shutil.copy(tarball, tmp_path / "my-copy.tgz")  # md5-matching: the release
     holder = tmp_path / "holder"  # holds cifar-10-batches-py and no tarball
-    shutil.copytree(tarball.parent / data.BATCH_FOLDER, holder / data.BATCH_FOLDER)
-    sources = (tarball, renamed, tarball.parent, holder, holder / data.BATCH_FOLDER)
-    for number, source in enumerate(sources):
+    shutil.copytree(tarball.parent / sources.BATCH_FOLDER, holder / sources.BATCH_FOLDER)
+    candidates = (tarball, renamed, tarball.parent, holder, holder / sources.BATCH_FOLDER)
+    for number, source in enumerate(candidates):
         test = cifar10("test", source=source, root=tmp_path / f"data-{number}")
         assert test.provenance == "official CIFAR-10 python release (md5-checked)"
         assert torch.equal(test.labels, _expected_split(expected, False)[1])
-    damaged = tmp_path / "damaged" / data.TARBALL  # named like the release: never images
+    damaged = tmp_path / "damaged" / sources.TARBALL  # named like the release: never images
     damaged.parent.mkdir()
     damaged.write_bytes(tarball.read_bytes()[:-200])
     with pytest.raises(DataCorruptedError, match="md5"):
         cifar10("train", source=damaged, root=tmp_path / "data-damaged")
-    (holder / data.BATCH_FOLDER / "test_batch").write_bytes(b"cut short")
+    (holder / sources.BATCH_FOLDER / "test_batch").write_bytes(b"cut short")
     with pytest.raises(DataCorruptedError, match=r"test_batch in .*holder.* md5 check"):
         cifar10("test", source=holder, root=tmp_path / "data-broken")
 
 
 def test_shared_archive_is_found_from_the_variable_or_next_to_the_checkout(tmp_path, monkeypatch):
-    archive = tmp_path / data.SHARED_ARCHIVE
+    archive = tmp_path / sources.SHARED_ARCHIVE
     archive.write_bytes(b"stand-in")
-    monkeypatch.setenv(data.SHARED_DATA_ENV, str(archive))
+    monkeypatch.setenv(sources.SHARED_DATA_ENV, str(archive))
     assert data.shared_cifar10_archive() == archive
-    monkeypatch.setenv(data.SHARED_DATA_ENV, str(tmp_path))  # a folder holding it
+    monkeypatch.setenv(sources.SHARED_DATA_ENV, str(tmp_path))  # a folder holding it
     assert data.shared_cifar10_archive() == archive
-    monkeypatch.setenv(data.SHARED_DATA_ENV, str(tmp_path / "missing.tar.gz"))
+    monkeypatch.setenv(sources.SHARED_DATA_ENV, str(tmp_path / "missing.tar.gz"))
     assert data.shared_cifar10_archive() is None
-    monkeypatch.delenv(data.SHARED_DATA_ENV)
+    monkeypatch.delenv(sources.SHARED_DATA_ENV)
     checkout = tmp_path / "checkout"
     monkeypatch.setattr(data.settings, "repo_root", lambda: checkout)
     assert data.shared_cifar10_archive() is None
     shared = tmp_path / "shared" / "data"
     shared.mkdir(parents=True)
     shutil.copy(archive, shared)
-    assert data.shared_cifar10_archive() == shared / data.SHARED_ARCHIVE
+    assert data.shared_cifar10_archive() == shared / sources.SHARED_ARCHIVE
 
 
 # --------------------------------------------------------------------------- ImageData
@@ -802,3 +803,14 @@ def test_per_image_std_misses_the_spread_between_images():
 def test_channel_stats_rejects_float_images():
     with pytest.raises(ValueError, match="uint8"):
         channel_stats(torch.rand(2, 3, 4, 4))
+
+
+def test_the_support_leaves_copies_of_the_release_names_agree():
+    """hub and image_folder import nothing of the package, so they spell a few of the
+    release's names themselves: they must be the ones sources uses."""
+    from course_utils.support import hub
+
+    assert image_folder.RELEASE_FOLDER == sources.BATCH_FOLDER
+    assert image_folder.RELEASE_TARBALL == sources.TARBALL
+    assert dict(hub.SPLIT_BATCHES) == {"train": sources.TRAIN_BATCHES, "test": sources.TEST_BATCHES}
+    assert hub.PNG_MAGIC == image_folder.PNG_MAGIC

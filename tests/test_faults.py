@@ -237,8 +237,9 @@ def test_every_kind_of_block_failure_is_one_block_shape_error(block, message):
 @pytest.mark.parametrize("kind", ["damaged file", "folder"])
 def test_a_placed_tarball_is_never_deleted_or_downloaded_over(tmp_path, monkeypatch, kind):
     from course_utils import data
+    from course_utils.support import sources
 
-    local = tmp_path / data.TARBALL
+    local = tmp_path / sources.TARBALL
     if kind == "folder":
         local.mkdir()
     else:
@@ -247,9 +248,9 @@ def test_a_placed_tarball_is_never_deleted_or_downloaded_over(tmp_path, monkeypa
     def no_download(*args, **kwargs):
         raise AssertionError("must not download over the user's file")
 
-    monkeypatch.setattr(data, "_download", no_download)
+    monkeypatch.setattr(sources, "_download", no_download)
     with pytest.raises(data.DataCorruptedError, match="left as it is") as caught:
-        data._obtain_tarball(tmp_path, data.CIFAR10_URL, download=True)
+        sources._obtain_tarball(tmp_path, sources.CIFAR10_URL, download=True)
     assert str(local) in str(caught.value) and "\n" not in str(caught.value)
     assert local.exists() and (kind == "folder" or local.read_bytes() == b"not quite the tarball")
 
@@ -677,18 +678,20 @@ def test_a_cache_folder_that_cannot_be_written_only_slows_loading(tmp_path, caps
 
 
 def test_cifar10_source_hub_means_the_hub_as_the_argument_does(monkeypatch):
-    from course_utils import data
-    from course_utils.support import hub
+    from course_utils.support import hub, sources
 
-    monkeypatch.setenv(data.SOURCE_ENV, "hub")
-    assert data._named_source("auto")[:2] == ("hub", hub.HUB_REVISION)
+    monkeypatch.setenv(sources.SOURCE_ENV, "hub")
+    assert sources.named_source("auto", hub.HUB_REPO, hub.HUB_REVISION)[:2] == (
+        "hub",
+        hub.HUB_REVISION,
+    )
 
 
 def test_a_folder_called_cifar10_is_pointed_at_when_the_keyword_finds_nothing(
     tmp_path, monkeypatch
 ):
-    from course_utils import data
+    from course_utils.support import sources
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "cifar10").mkdir()
-    assert "give its path: ./cifar10" in data._missing_message(tmp_path, "no internet")
+    assert "give its path: ./cifar10" in sources.missing_message(tmp_path, "no internet")

@@ -5,6 +5,7 @@ network: every socket fails at once, and the download functions are replaced."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 import shutil
@@ -29,20 +30,20 @@ from course_utils.data import (
     SourceUnreachableError,
     cifar10,
 )
-from course_utils.support import hub
+from course_utils.support import hub, sources
 
 BATCH = 20  # images per fake batch (the release's hold 10,000)
 EXACT = 12  # images per batch whose exact digest the fake facts carry (the release's: 761)
 KNOWN = 8  # images per batch known by digest and label (the release's: 100)
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
-OFFICIAL_SERVER = data.CIFAR10_URL
+OFFICIAL_SERVER = sources.CIFAR10_URL
 
 
 @pytest.fixture(autouse=True)
 def no_network(refuse_network, monkeypatch):
     """No network (conftest's refuse_network), no earlier announcements, no source settings."""
     monkeypatch.setattr(data, "_ANNOUNCED", set())
-    for name in (data.SOURCE_ENV, "HF_HUB_OFFLINE", "HF_ENDPOINT"):
+    for name in (sources.SOURCE_ENV, "HF_HUB_OFFLINE", "HF_ENDPOINT"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -52,7 +53,7 @@ def no_network(refuse_network, monkeypatch):
 def _fake_batches() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Six batches of random images; labels cover all ten classes in every batch."""
     batches = {}
-    for number, name in enumerate(data.TRAIN_BATCHES + data.TEST_BATCHES):
+    for number, name in enumerate(sources.TRAIN_BATCHES + sources.TEST_BATCHES):
         rng = np.random.default_rng(100 + number)
         images = rng.integers(0, 256, size=(BATCH, 3, 32, 32), dtype=np.uint8)
         labels = rng.permutation(np.arange(BATCH) % 10).astype(np.int64)
@@ -129,8 +130,8 @@ def fake_hub(tmp_path, monkeypatch, release):
     for split in ("train", "test"):
         fake.put(split, *_split(batches, split))
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake)
-    monkeypatch.setattr(data, "_reachable", lambda url: True)
-    monkeypatch.setattr(data, "download_url", _must_not_be_called)
+    monkeypatch.setattr(sources, "reachable", lambda url: True)
+    monkeypatch.setattr(sources, "download_url", _must_not_be_called)
     return fake
 
 
@@ -143,17 +144,17 @@ def official(tmp_path, monkeypatch, release):
     """The fake release as the official tarball (md5s pointed at it), which a replaced
     official download copies into the data folder; returns the list of its calls."""
     batches, _ = release
-    folder = tmp_path / "release" / data.BATCH_FOLDER
+    folder = tmp_path / "release" / sources.BATCH_FOLDER
     folder.mkdir(parents=True)
     for name, (images, labels) in batches.items():
         content = {b"data": images.reshape(BATCH, -1), b"labels": labels.tolist()}
         (folder / name).write_bytes(pickle.dumps(content))
-    tarball = tmp_path / "release" / data.TARBALL
+    tarball = tmp_path / "release" / sources.TARBALL
     with tarfile.open(tarball, "w:gz") as archive:
-        archive.add(folder, arcname=data.BATCH_FOLDER)
-    md5s = {name: data.hashlib.md5((folder / name).read_bytes()).hexdigest() for name in batches}
-    monkeypatch.setattr(data, "BATCH_MD5", md5s)
-    monkeypatch.setattr(data, "TARBALL_MD5", data.hashlib.md5(tarball.read_bytes()).hexdigest())
+        archive.add(folder, arcname=sources.BATCH_FOLDER)
+    md5s = {name: hashlib.md5((folder / name).read_bytes()).hexdigest() for name in batches}
+    monkeypatch.setattr(sources, "BATCH_MD5", md5s)
+    monkeypatch.setattr(sources, "TARBALL_MD5", hashlib.md5(tarball.read_bytes()).hexdigest())
     calls = []
 
     def download_url(url, root, filename, md5):
@@ -161,7 +162,7 @@ def official(tmp_path, monkeypatch, release):
         Path(root).mkdir(parents=True, exist_ok=True)
         shutil.copy(tarball, Path(root) / filename)
 
-    monkeypatch.setattr(data, "download_url", download_url)
+    monkeypatch.setattr(sources, "download_url", download_url)
     return calls
 
 
@@ -196,7 +197,7 @@ def test_the_carried_facts_are_the_shared_facts_file():
 
 def test_the_official_facts_describe_cifar10():
     facts = hub.OFFICIAL_FACTS
-    train = np.sum([facts.batches[name].label_counts for name in data.TRAIN_BATCHES], axis=0)
+    train = np.sum([facts.batches[name].label_counts for name in sources.TRAIN_BATCHES], axis=0)
     assert train.tolist() == [5_000] * 10
     assert list(facts.batches["test_batch"].label_counts) == [1_000] * 10
     assert facts.test_labels_sha256 == facts.batches["test_batch"].labels_sha256
@@ -231,15 +232,15 @@ def _jpeg(image: np.ndarray) -> bytes:
 def test_decode_parquet_refuses_what_is_not_the_hub_schema(tmp_path, release):
     images, labels = _split(release[0], "test")
     lossy = _write_parquet(tmp_path / "jpeg.parquet", images, labels, encode=_jpeg)
-    with pytest.raises(DataCorruptedError, match=r"image 0 of jpeg\.parquet is not a PNG image"):
+    with pytest.raises(hub.HubRefusedError, match=r"image 0 of jpeg\.parquet is not a PNG image"):
         hub.decode_parquet(lossy)
     other = tmp_path / "other.parquet"
     pq.write_table(pa.table({"image": [b"x"], "label": [1]}), other)
-    with pytest.raises(DataCorruptedError, match="is not a Parquet file with img and label"):
+    with pytest.raises(hub.HubRefusedError, match="is not a Parquet file with img and label"):
         hub.decode_parquet(other)
     text = tmp_path / "text.parquet"
     text.write_text("not parquet")
-    with pytest.raises(DataCorruptedError, match="text.parquet is not a Parquet file"):
+    with pytest.raises(hub.HubRefusedError, match="text.parquet is not a Parquet file"):
         hub.decode_parquet(text)
 
 
@@ -321,7 +322,7 @@ def test_verify_refuses_a_changed_copy(release, change, match):
         images, labels = images[1:], labels[1:]
     else:  # data_batch_1 in place of data_batch_2 (every fake batch has the same counts)
         images, labels = _split(batches, "train", order=[0, 0, 2, 3, 4])
-    with pytest.raises(DataCorruptedError, match=match):
+    with pytest.raises(hub.HubRefusedError, match=match):
         hub.verify(images, labels, "train", facts)
 
 
@@ -443,7 +444,7 @@ def test_a_named_hub_is_never_skipped(tmp_path, fake_hub, release, monkeypatch, 
     fake_hub.put("test", images, (labels + 1) % 10)
     source = "hub"
     if how == "environment":
-        monkeypatch.setenv(data.SOURCE_ENV, "hf://uoft-cs/cifar10")
+        monkeypatch.setenv(sources.SOURCE_ENV, "hf://uoft-cs/cifar10")
         source = "auto"
     with pytest.raises(DataCorruptedError, match=r"refused the test split .*labels"):
         cifar10("test", source=source, root=tmp_path / "data")
@@ -484,7 +485,7 @@ def test_a_hub_failure_falls_through_in_auto_and_is_the_error_when_named(
 def test_an_unreachable_hub_is_skipped_in_seconds_and_said(
     tmp_path, fake_hub, official, monkeypatch, capsys
 ):
-    monkeypatch.setattr(data, "_reachable", lambda url: url == OFFICIAL_SERVER)
+    monkeypatch.setattr(sources, "reachable", lambda url: url == OFFICIAL_SERVER)
     train = cifar10("train", source="cifar10", root=tmp_path / "data")
     assert train.provenance == data.OFFICIAL_PROVENANCE and fake_hub.calls == []
     printed = capsys.readouterr().out.strip().splitlines()
@@ -506,7 +507,7 @@ def test_offline_everywhere_auto_says_one_line_and_cifar10_is_an_error(
         reached.append(url)
         return False
 
-    monkeypatch.setattr(data, "_reachable", reachable)
+    monkeypatch.setattr(sources, "reachable", reachable)
     train = cifar10("train", source="auto", n=20, root=tmp_path / "data")
     assert train.source == "synthetic" and fake_hub.calls == []
     printed = capsys.readouterr().out.strip().splitlines()
@@ -518,7 +519,7 @@ def test_offline_everywhere_auto_says_one_line_and_cifar10_is_an_error(
 
 def test_hf_hub_offline_uses_only_files_already_downloaded(tmp_path, fake_hub, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(data, "_reachable", _must_not_be_called)  # no network check either
+    monkeypatch.setattr(sources, "reachable", _must_not_be_called)  # no network check either
     test = cifar10("test", source="hub", root=tmp_path / "data")
     assert fake_hub.calls[0]["local_files_only"] is True and len(test) == BATCH
     fake_hub.error = OSError("not in the cache")
@@ -545,8 +546,14 @@ def test_the_real_hf_hub_download_takes_the_call_and_fails_fast_offline(
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", spy)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(SourceUnreachableError, match="has no copy of plain_text/test"):
-        hub.load_hub("test", tmp_path / "data", facts=release[1])
+    with pytest.raises(hub.HubUnreachableError, match="has no copy of plain_text/test"):
+        hub.load_hub(
+            "test",
+            tmp_path / "data",
+            facts=release[1],
+            reachable=sources.reachable,
+            save=sources.write_npz,
+        )
     assert len(raised) == 1 and isinstance(raised[0], LocalEntryNotFoundError), raised
 
 
@@ -567,8 +574,9 @@ for module in pkgutil.iter_modules(course_utils.__path__):
     if module.name != "__main__":
         importlib.import_module(f"course_utils.{{module.name}}")
 from course_utils import data
-data._reachable = lambda url: url == data.CIFAR10_URL
-data.download_url = lambda *args, **kwargs: (_ for _ in ()).throw(OSError("no network"))
+from course_utils.support import sources
+sources.reachable = lambda url: url == sources.CIFAR10_URL
+sources.download_url = lambda *args, **kwargs: (_ for _ in ()).throw(OSError("no network"))
 train = data.cifar10("train", source="auto", n=10, root={str(tmp_path)!r})
 assert train.source == "synthetic", train
 print("ok")
@@ -593,7 +601,7 @@ def test_the_official_release_on_disk_comes_before_the_hub(
 ):
     root = tmp_path / "data"
     root.mkdir()
-    shutil.copy(tmp_path / "release" / data.TARBALL, root / data.TARBALL)
+    shutil.copy(tmp_path / "release" / sources.TARBALL, root / sources.TARBALL)
     for source in ("auto", "cifar10"):
         test = cifar10("test", source=source, root=root)
         assert test.provenance == data.OFFICIAL_PROVENANCE
@@ -606,7 +614,7 @@ def test_the_official_release_on_disk_comes_before_the_hub(
 def test_a_damaged_tarball_on_disk_is_said_and_the_hub_used(tmp_path, fake_hub, capsys):
     root = tmp_path / "data"
     root.mkdir()
-    (root / data.TARBALL).write_bytes(b"cut short")
+    (root / sources.TARBALL).write_bytes(b"cut short")
     test = cifar10("test", source="auto", root=root)
     assert test.provenance.startswith("Hugging Face Hub mirror")
     out = capsys.readouterr().out
@@ -629,7 +637,7 @@ def test_a_named_mirror_url_is_md5_checked_and_never_skipped(
     tmp_path, fake_hub, official, monkeypatch
 ):
     mirror = "https://mirror.example.org/cifar-10-python.tar.gz"
-    monkeypatch.setenv(data.SOURCE_ENV, mirror)
+    monkeypatch.setenv(sources.SOURCE_ENV, mirror)
     test = cifar10("test", source="auto", root=tmp_path / "data")
     assert test.provenance == data.OFFICIAL_PROVENANCE
     assert official == [mirror] and fake_hub.calls == []
@@ -648,7 +656,7 @@ def test_the_official_download_warns_that_it_is_slow_and_ctrl_c_cleans_up(
         (Path(root) / filename).write_bytes(b"the first few kB")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(data, "download_url", interrupted)
+    monkeypatch.setattr(sources, "download_url", interrupted)
     with pytest.raises(KeyboardInterrupt):
         data.load_cifar10(root, train=False)
     printed = capsys.readouterr().out.strip().splitlines()
@@ -660,4 +668,4 @@ def test_the_official_download_warns_that_it_is_slow_and_ctrl_c_cleans_up(
     )
     assert printed[1].startswith("CIFAR-10: download stopped and the partial")
     assert "source='hub'" in printed[1]
-    assert not (root / data.TARBALL).exists()
+    assert not (root / sources.TARBALL).exists()

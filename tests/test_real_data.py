@@ -16,7 +16,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_utils import data
 from course_utils.data import (
     CIFAR10_CLASSES,
     CIFAR10_JPEG_MEAN,
@@ -27,6 +26,7 @@ from course_utils.data import (
     cifar10,
     load_image_folder,
 )
+from course_utils.support import image_folder
 
 
 @pytest.fixture(scope="module")
@@ -86,8 +86,8 @@ def test_later_loads_come_from_the_cache(real, monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("read the archive although its cache is valid")
 
-    monkeypatch.setattr(data, "_read_archive", fail)
-    monkeypatch.setattr(data, "_decode_images", fail)
+    monkeypatch.setattr(image_folder, "_read_archive", fail)
+    monkeypatch.setattr(image_folder, "_decode_images", fail)
     start = time.perf_counter()
     train = cifar10("train", source=real.archive, root=real.root)
     test = cifar10("test", source=real.archive, root=real.root)
@@ -101,13 +101,13 @@ def test_a_copy_decodes_to_the_same_images_and_a_touched_copy_is_decoded_again(
     real, tmp_path, monkeypatch
 ):
     decoded = []
-    decode = data._decode_images
+    decode = image_folder._decode_images
 
     def counting(source, files):
         decoded.append(len(files))
         return decode(source, files)
 
-    monkeypatch.setattr(data, "_decode_images", counting)
+    monkeypatch.setattr(image_folder, "_decode_images", counting)
     copy = shutil.copy(real.archive, tmp_path / "copy.tar.gz")
     train = load_image_folder(copy, "train", root=tmp_path)  # an independent decode
     assert decoded == [50_000, 10_000]  # one pass over the archive decodes both splits

@@ -14,6 +14,9 @@ with its label, and ``cifar10()`` says so; anything else is refused.
 ``huggingface_hub`` and ``pyarrow`` are imported only here and only when a copy is
 downloaded or decoded, so the rest of the course imports and trains without them.
 ``course_utils.data.cifar10(split, source="hub")`` names this source; see data/README.md.
+This module imports nothing of the package: ``course_utils.data`` passes in the data folder,
+the reachability check and the cache writer, wraps the arrays in an ``ImageData`` and raises
+this module's errors as its own (``HubRefusedError`` as ``DataCorruptedError``...).
 """
 
 from __future__ import annotations
@@ -22,16 +25,16 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Mapping
+import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import torch
+from torch import Tensor
 from torchvision.io import ImageReadMode, decode_png
-
-from course_utils import data, settings
 
 HUB_REPO = "uoft-cs/cifar10"
 # The revision every download asks for. "main" follows the repository as it changes; once
@@ -52,10 +55,27 @@ HUB_DOWNLOAD_FOLDER = "huggingface"  # in the data folder: huggingface_hub's cac
 HUB_ETAG_TIMEOUT_S = 10.0  # longest wait for the Hub to say which file a revision holds
 HUB_CACHE_VERSION = 1  # part of every Hub cache's identity: bump to rebuild them all
 EXACT_IMAGES = 761  # images at the start of each batch whose exact digest is known
+# The official release's batch files of each split (as support.sources names them).
 SPLIT_BATCHES: Mapping[str, tuple[str, ...]] = {
-    "train": data.TRAIN_BATCHES,
-    "test": data.TEST_BATCHES,
+    "train": ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5"),
+    "test": ("test_batch",),
 }
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+class HubUnavailableError(RuntimeError):
+    """The mirror's file cannot be had: no cache and no download, the packages missing, a
+    wrong revision (``course_utils.data`` raises it as ``DataNotFoundError``)."""
+
+
+class HubUnreachableError(HubUnavailableError):
+    """The Hub cannot be reached, or ``HF_HUB_OFFLINE`` rules it out (as
+    ``SourceUnreachableError``)."""
+
+
+class HubRefusedError(HubUnavailableError):
+    """A copy refused: not in the Hub's schema, or not the official release (as
+    ``DataCorruptedError``)."""
 
 
 # --------------------------------------------------------------------------- the release's facts
@@ -349,8 +369,8 @@ def release_facts(
 
     return ReleaseFacts(
         facts,
-        split_digest(data.TRAIN_BATCHES),
-        split_digest(data.TEST_BATCHES),
+        split_digest(SPLIT_BATCHES["train"]),
+        split_digest(SPLIT_BATCHES["test"]),
         batch_size=sizes.pop(),
         exact_images=exact_images,
     )
@@ -401,18 +421,18 @@ def verify(
     size = facts.batch_size
     expected = len(names) * size
     if images.shape != (expected, 3, 32, 32) or labels.shape != (expected,):
-        raise data.DataCorruptedError(
+        raise HubRefusedError(
             f"it holds {len(labels):,} images of shape {list(images.shape[1:])}, the release "
             f"{expected:,} of [3, 32, 32]"
         )
     if labels.min() < 0 or labels.max() > 9:
-        raise data.DataCorruptedError(
+        raise HubRefusedError(
             f"its labels run from {labels.min()} to {labels.max()}, not over CIFAR-10's 0-9"
         )
     counts = np.bincount(labels, minlength=10)
     want = np.sum([facts.batches[name].label_counts for name in names], axis=0)
     if not np.array_equal(counts, want):
-        raise data.DataCorruptedError(
+        raise HubRefusedError(
             f"its images per class ({', '.join(map(str, counts))}) differ from the release's "
             f"({', '.join(map(str, want))})"
         )
@@ -441,20 +461,18 @@ def _in_batches(
     for block, by_labels, by_images in zip(blocks, label_match, image_match, strict=True):
         where = f"images {block.start:,}-{block.stop - 1:,}"
         if by_images is None and by_labels is not None:
-            raise data.DataCorruptedError(
+            raise HubRefusedError(
                 f"{where} carry {by_labels}'s labels but differ from its images (the first "
                 f"{facts.exact_images} are checked)"
             )
         if by_labels is None and by_images is not None:
-            raise data.DataCorruptedError(f"{where} are {by_images}'s images with other labels")
+            raise HubRefusedError(f"{where} are {by_images}'s images with other labels")
         if by_labels is None:
-            raise data.DataCorruptedError(f"{where} match no batch of the release")
+            raise HubRefusedError(f"{where} match no batch of the release")
         if by_labels != by_images:
-            raise data.DataCorruptedError(
-                f"{where} carry {by_labels}'s labels but {by_images}'s images"
-            )
+            raise HubRefusedError(f"{where} carry {by_labels}'s labels but {by_images}'s images")
     if sorted(label_match) != sorted(names):
-        raise data.DataCorruptedError(f"its batches are {', '.join(label_match)}")
+        raise HubRefusedError(f"its batches are {', '.join(label_match)}")
     if list(label_match) != list(names):
         order = [label_match.index(name) for name in names]
         images = np.concatenate([images[blocks[index]] for index in order])
@@ -464,7 +482,7 @@ def _in_batches(
         how = "in the release's order"
     want = facts.train_labels_sha256 if split == "train" else facts.test_labels_sha256
     if _labels_sha256(labels) != want:  # the batches' digests agree, so this cannot fail
-        raise data.DataCorruptedError("its labels differ from the release's")
+        raise HubRefusedError("its labels differ from the release's")
     checked = len(names) * facts.exact_images
     return Verified(images, labels, f"{how}, every label and {checked:,} checked images identical")
 
@@ -485,7 +503,7 @@ def _known_images(
     ]
     missing = sum(1 for digest, label in known if label not in found.get(digest, ()))
     if missing:
-        raise data.DataCorruptedError(
+        raise HubRefusedError(
             f"it is not in the release's order, and {missing} of the {len(known)} images known "
             "from the release are missing from it or carry another label"
         )
@@ -505,13 +523,13 @@ def decode_parquet(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
-        raise data.DataNotFoundError(
+        raise HubUnavailableError(
             "reading the Hugging Face Hub mirror needs the pyarrow package (pip install pyarrow)"
         ) from None
     try:
         table = pq.read_table(path, columns=["img", "label"])
     except (pa.ArrowException, OSError) as error:
-        raise data.DataCorruptedError(
+        raise HubRefusedError(
             f"{Path(path).name} is not a Parquet file with img and label columns "
             f"({_first_line(error)})"
         ) from None
@@ -524,33 +542,32 @@ def decode_parquet(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         or column.null_count
         or label_column.null_count
     ):
-        raise data.DataCorruptedError(
+        raise HubRefusedError(
             f"{Path(path).name} is not in the Hub's CIFAR-10 schema (img: struct of PNG bytes, "
             f"label: integer, no missing values); it has img: {column.type}, label: "
             f"{label_column.type}"
         )
     labels = label_column.to_numpy().astype(np.int64)
     images = np.empty((len(labels), 3, 32, 32), dtype=np.uint8)
-    with data._quiet_image_io():
+    with warnings.catch_warnings():  # torchvision 0.29 deprecates its decoders on every call
+        warnings.filterwarnings("ignore", "The image decoding", DeprecationWarning)
         for index, encoded in enumerate(column.field("bytes").to_pylist()):
             images[index] = _decode(encoded, index, Path(path).name)
     return images, labels
 
 
 def _decode(encoded: bytes | None, index: int, name: str) -> np.ndarray:
-    if not encoded or not encoded.startswith(data._PNG_MAGIC):
-        raise data.DataCorruptedError(f"image {index:,} of {name} is not a PNG image")
+    if not encoded or not encoded.startswith(PNG_MAGIC):
+        raise HubRefusedError(f"image {index:,} of {name} is not a PNG image")
     try:
         image = decode_png(
             torch.frombuffer(bytearray(encoded), dtype=torch.uint8), ImageReadMode.RGB
         )
     except RuntimeError as error:
         reason = re.sub(r"^.*\.cpp:\d+, ", "", _first_line(error))
-        raise data.DataCorruptedError(
-            f"image {index:,} of {name} cannot be decoded ({reason})"
-        ) from None
+        raise HubRefusedError(f"image {index:,} of {name} cannot be decoded ({reason})") from None
     if image.shape != (3, 32, 32):
-        raise data.DataCorruptedError(
+        raise HubRefusedError(
             f"image {index:,} of {name} is {image.shape[2]}x{image.shape[1]}, not 32x32"
         )
     return image.numpy()
@@ -587,44 +604,48 @@ def cache_path(root: str | os.PathLike, split: str, revision: str = HUB_REVISION
 
 
 def load_hub(
-    split: str = "train",
-    root: str | os.PathLike | None = None,
+    split: str,
+    root: Path,
     revision: str = HUB_REVISION,
     download: bool = True,
     facts: ReleaseFacts | None = None,
-) -> data.ImageData:
-    """CIFAR-10 ``split`` from the Hub mirror at ``revision``, verified (``verify``) against
-    ``facts`` (default ``OFFICIAL_FACTS``) and cached in ``root`` (default
-    ``settings.data_root()``). The cache's identity is the repository, the revision, the
-    facts and the cache format; it is verified again when read. With ``download`` the Parquet
-    file is fetched with ``huggingface_hub.hf_hub_download`` when there is no valid cache
-    (``HF_HUB_OFFLINE`` limits that to files huggingface_hub already has).
+    *,
+    reachable: Callable[[str], bool],
+    save: Callable[..., None],
+) -> tuple[Tensor, Tensor, str]:
+    """CIFAR-10 ``split`` from the Hub mirror at ``revision`` as (images uint8 [N, 3, 32, 32],
+    labels int64 [N], provenance), verified (``verify``) against ``facts`` (default
+    ``OFFICIAL_FACTS``) and cached in the data folder ``root`` with ``save(path, **arrays)``.
+    The cache's identity is the repository, the revision, the facts and the cache format; it
+    is verified again when read. With ``download`` the Parquet file is fetched with
+    ``huggingface_hub.hf_hub_download`` when there is no valid cache (``HF_HUB_OFFLINE``
+    limits that to files huggingface_hub already has), after a quick ``reachable(endpoint())``.
 
-    Raises ``DataNotFoundError`` when the file cannot be had (no cache and no download, the
-    packages missing, the Hub unreachable, a wrong revision) and ``DataCorruptedError`` when
-    the copy is refused: not in the Hub's schema, or not the official release."""
+    Raises ``HubUnavailableError`` when the file cannot be had (no cache and no download, the
+    packages missing, a wrong revision), ``HubUnreachableError`` when the Hub cannot be
+    reached and ``HubRefusedError`` when the copy is refused: not in the Hub's schema, or not
+    the official release."""
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
     facts = facts or OFFICIAL_FACTS
-    folder = Path(root).expanduser() if root is not None else settings.data_root()
-    cache = cache_path(folder, split, revision)
+    cache = cache_path(root, split, revision)
     identity = _identity(revision, facts)
     cached = _read_cache(cache, identity, split, facts)
     if cached is None:
         if not download:
-            raise data.DataNotFoundError(
-                f"there is no verified {split} split from the {describe(revision)} in {folder}"
+            raise HubUnavailableError(
+                f"there is no verified {split} split from the {describe(revision)} in {root}"
             )
-        path, commit = _download(split, folder, revision)
+        path, commit = _download(split, root, revision, reachable)
         try:
             images, labels = decode_parquet(path)
             verified = verify(images, labels, split, facts)
-        except data.DataCorruptedError as error:
-            raise data.DataCorruptedError(
+        except HubRefusedError as error:
+            raise HubRefusedError(
                 f"refused the {split} split of the {describe(revision)}: {error}, so it is not "
                 "the official release"
             ) from None
-        data._write_npz(
+        save(
             cache,
             images=verified.images,
             labels=verified.labels,
@@ -636,29 +657,24 @@ def load_hub(
     images, labels, commit, how = cached
     at = f"revision {revision}" + (f", commit {commit}" if commit and commit != revision else "")
     provenance = f"Hugging Face Hub mirror {HUB_REPO} ({at}), checked against the release: {how}"
-    return data.ImageData(
-        torch.from_numpy(images),
-        torch.from_numpy(labels),
-        data.CIFAR10_CLASSES,
-        "cifar10",
-        split,
-        provenance,
-    )
+    return torch.from_numpy(images), torch.from_numpy(labels), provenance
 
 
-def _download(split: str, root: Path, revision: str) -> tuple[Path, str]:
+def _download(
+    split: str, root: Path, revision: str, reachable: Callable[[str], bool]
+) -> tuple[Path, str]:
     """Fetch a split's Parquet file into ``root/huggingface``: (its path, the commit id the
     revision resolved to, or "" when the path does not say)."""
     try:
         from huggingface_hub import hf_hub_download
     except ImportError:
-        raise data.DataNotFoundError(
+        raise HubUnavailableError(
             "the Hugging Face Hub mirror needs the huggingface_hub and pyarrow packages "
             "(pip install huggingface_hub pyarrow)"
         ) from None
     local_only = offline()
-    if not local_only and not data._reachable(endpoint()):
-        raise data.SourceUnreachableError(f"the Hugging Face Hub ({endpoint()}) cannot be reached")
+    if not local_only and not reachable(endpoint()):
+        raise HubUnreachableError(f"the Hugging Face Hub ({endpoint()}) cannot be reached")
     if not local_only:
         print(
             f"CIFAR-10: downloading the {split} split ({HUB_MEGABYTES[split]} MB) from the "
@@ -677,11 +693,11 @@ def _download(split: str, root: Path, revision: str) -> tuple[Path, str]:
         )
     except Exception as error:  # any failure here is this source failing, said in one line
         if local_only:
-            raise data.SourceUnreachableError(
+            raise HubUnreachableError(
                 f"HF_HUB_OFFLINE is set and huggingface_hub has no copy of {HUB_FILES[split]} "
                 f"from the {describe(revision)}"
             ) from None
-        raise data.DataNotFoundError(
+        raise HubUnavailableError(
             f"the {describe(revision)} could not deliver {HUB_FILES[split]}: "
             f"{type(error).__name__}: {_first_line(error)}"
         ) from None
@@ -717,7 +733,7 @@ def _read_cache(
         return None
     try:
         verified = verify(images, labels, split, facts)
-    except data.DataCorruptedError as error:
+    except HubRefusedError as error:
         print(f"Ignoring the cache {cache}: {error}, unlike the official release; rebuilding it.")
         return None
     return verified.images, verified.labels, commit, how
