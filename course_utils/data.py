@@ -61,7 +61,6 @@ SYNTHETIC_CLASSES: tuple[str, ...] = (
 SYNTHETIC_SIZES = {"train": 50_000, "test": 10_000}
 SYNTHETIC_PROVENANCE = "synthetic stand-in (not CIFAR-10)"
 _ANNOUNCED: set[str] = set()  # sources cifar10() has announced in this process
-_check_statistics = data_checks.check_statistics  # the name loader.py imports
 
 
 def normalize(

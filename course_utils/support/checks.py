@@ -10,15 +10,15 @@ the model's classes are an opaque device assert on a GPU). ``checked_loss`` and
 from __future__ import annotations
 
 import inspect
-import math
 import numbers
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from course_utils.support.data_checks import check_statistics
 from course_utils.support.validate import ConfigError, require_bool, require_int
 
 TRAINABLE_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
@@ -596,29 +596,6 @@ def check_loader_arguments(
             f"{augment!r}."
         )
     check_statistics(mean, std)
-
-
-def check_statistics(mean: Any, std: Any) -> None:
-    """Host values (tensors are left alone: checking them would sync a GPU) must be one
-    finite number per channel in [0, 1] units, like CIFAR10_MEAN and CIFAR10_STD."""
-    for name, values in (("mean", mean), ("std", std)):
-        if isinstance(values, torch.Tensor):
-            continue
-        if (
-            isinstance(values, (str, bytes))
-            or not isinstance(values, Sequence)
-            or not all(isinstance(v, numbers.Real) and math.isfinite(v) for v in values)
-        ):
-            raise ValueError(
-                f"{name} must be one finite number per channel, e.g. CIFAR10_{name.upper()}; "
-                f"got {values!r}."
-            )
-        positive = name == "std"  # a std of 0 would divide by zero
-        if not all((v > 0 if positive else v >= 0) and v <= 1 for v in values):
-            raise ValueError(
-                f"{name} must be in [0, 1] units (pixel / 255){', above 0,' * positive} in "
-                f"every channel, got {list(values)}; divide 0-255 statistics by 255."
-            )
 
 
 def check_loader_state(state: Any) -> None:
