@@ -70,8 +70,7 @@ class DeviceLoader:
                 f"DeviceLoader expects an ImageData (e.g. from course_utils.data.cifar10()), "
                 f"got {type(data).__name__}."
             )
-        defaults = TrainConfig()
-        batch_size = defaults.batch_size if batch_size is None else batch_size
+        batch_size = TrainConfig.batch_size if batch_size is None else batch_size
         if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
             raise ValueError(f"batch_size must be a whole number >= 1, got {batch_size!r}.")
         batch_size = int(batch_size)  # a NumPy integer too
@@ -102,7 +101,7 @@ class DeviceLoader:
                 f"{augment!r}."
             )
         self.pipeline = augmentations.build_pipeline(
-            defaults.augment if augment is None else augment
+            TrainConfig.augment if augment is None else augment
         )
         self.device = settings.check_device(device) if device is not None else settings.get_device()
         self.images = data.images.to(self.device)

@@ -42,6 +42,7 @@ from course_utils.optim import (
 from course_utils.params import count_parameters
 from course_utils.support import checkpoint as ckpt
 from course_utils.support import checks
+from course_utils.support.config_checks import check_config
 
 SYNC_EVERY = 25
 """Training steps between host syncs, where the loss is checked for NaN/inf and the
@@ -374,6 +375,7 @@ def _run_config(
                 f"{', '.join(unused)}."
             )
     config = (config or TrainConfig()).replace(**overrides)
+    check_config(config)  # the door: every setting, before anything is built
     from_loader = {key: getattr(train_loader, key, None) for key in LOADER_FIELDS}
     if not hasattr(train_loader, "augment"):  # e.g. a DataLoader: its dataset's transforms
         if "augment" in overrides:
@@ -673,8 +675,7 @@ def evaluate(
     device) and collect loss, accuracy, confusion matrix and probabilities. ``tta``
     averages the softmax of each image and its mirror (test-time augmentation, lecture 06);
     ``tta`` and ``precision`` default to TrainConfig's (off, "auto")."""
-    defaults = TrainConfig()
-    tta = defaults.tta if tta is None else tta
+    tta = TrainConfig.tta if tta is None else tta
     if not isinstance(tta, bool):
         raise TypeError(f"tta must be True or False, got {tta!r}.")
     if num_classes is not None and (not isinstance(num_classes, int) or num_classes < 1):
@@ -683,7 +684,7 @@ def evaluate(
     checks.check_loader(loader, "evaluate's loader")
     checks.check_evaluation_loader(loader, "evaluate's loader")
     device = settings.model_device(model)
-    precision, _ = settings.choose_precision(device, precision or defaults.precision)
+    precision, _ = settings.choose_precision(device, precision or TrainConfig.precision)
     was_training = model.training
     model.eval()
     log_probs, targets = [], []
