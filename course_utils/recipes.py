@@ -24,6 +24,7 @@ from course_utils.config import ConfigError, TrainConfig, UnknownNameError
 from course_utils.data import ImageData
 from course_utils.loader import DeviceLoader
 from course_utils.support.checkpoint import CheckpointMismatchError
+from course_utils.support.config_checks import check_config
 from course_utils.train import Evaluation, History, evaluate, fit
 
 FILES = {"history": "history.json", "checkpoint": "checkpoint.pt", "curves": "curves.png"}
@@ -106,6 +107,7 @@ def run(
             f"{type(recipe).__name__}."
         )
     recipe = recipe.replace(**overrides)
+    check_config(recipe.config)
     config = recipe.config
     _check_data(train_data, test_data)
     zoo.check_choice(model)

@@ -33,6 +33,7 @@ from course_utils.optim import clip_gradients, make_optimizer, make_scheduler
 from course_utils.support import checkpoint as bookkeeping
 from course_utils.support import checks
 from course_utils.support.checkpoint import TrainingDiverged as TrainingDiverged  # re-exported
+from course_utils.support.config_checks import check_config
 
 SYNC_EVERY = 25
 """Steps between host syncs (loss checked for NaN, progress bar updated): syncing every step
@@ -108,7 +109,8 @@ def fit(model: nn.Module, train_loader: Iterable, val_loader: Iterable | None = 
         model, train_loader, val_loader, config, TrainConfig(), overrides, optimizer, loss, mixer,
         checkpoint, resume, on_epoch, progress,
     )  # fmt: skip
-    device, precision, memory_format = prepare(model, train_loader, config)
+    check_config(config)
+    device, precision, memory_format, forward = prepare(model, train_loader, config)
     run = bookkeeping.Run(History, name, config, model, train_loader, val_loader, loss, mixer,
                           optimizer, checkpoint, precision, memory_format)  # fmt: skip
     optimizer = optimizer or make_optimizer(
@@ -123,7 +125,6 @@ def fit(model: nn.Module, train_loader: Iterable, val_loader: Iterable | None = 
     mixer = mixer or (Mixer("mixup", config.mixup) if config.mixup else None)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     ema = average_of(model, config.ema)
-    forward = torch.compile(model) if config.compile and device.type == "cuda" else model
     history = run.start(resume, model, optimizer, schedule, scaler, ema, train_loader)
     with run.progress_bar(steps, progress) as bar:
         for epoch in range(run.first_epoch, config.epochs):
@@ -162,9 +163,10 @@ def fit(model: nn.Module, train_loader: Iterable, val_loader: Iterable | None = 
 
 def prepare(
     model: nn.Module, loader: Iterable, config: TrainConfig
-) -> tuple[torch.device, str, torch.memory_format]:
+) -> tuple[torch.device, str, torch.memory_format, nn.Module]:
     """Seed every random number (the loader's shuffle and augmentation too), choose the device
-    and precision, and move the model there in the memory format it trains in."""
+    and precision, move the model there in the memory format it trains in, and return how to
+    run it: the model itself, or ``torch.compile(model)`` on a GPU when ``config.compile``."""
     settings.seed_everything(config.seed)
     if hasattr(loader, "set_seed"):
         loader.set_seed(config.seed)
@@ -175,7 +177,8 @@ def prepare(
     channels_last = config.channels_last and device.type == "cuda"
     memory_format = torch.channels_last if channels_last else torch.preserve_format
     model.to(device, memory_format=memory_format)
-    return device, precision, memory_format
+    forward = torch.compile(model) if config.compile and device.type == "cuda" else model
+    return device, precision, memory_format, forward
 
 
 def batches(loader: Iterable, model: nn.Module, epoch: int | None = None) -> Iterator:

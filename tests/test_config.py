@@ -6,10 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from course_utils import config, loader, recipes, train
 from course_utils.config import ConfigError, TrainConfig
+from course_utils.data import synthetic_cifar10
+from course_utils.models import ResNet
 from course_utils.support import cli
+from course_utils.support.config_checks import check_config
 
 PACKAGE = Path(config.__file__).parent
 
@@ -99,10 +103,24 @@ def test_no_module_but_config_writes_the_default_literals():
 )
 def test_every_bad_value_is_one_clear_line(change, message):
     with pytest.raises(ConfigError, match=message) as caught:
-        TrainConfig().replace(**change)
+        check_config(TrainConfig().replace(**change))  # refused at the door, in one line
     assert "\n" not in str(caught.value)
+
+
+def test_building_a_config_checks_nothing_but_fit_refuses_it_before_training():
+    bad = TrainConfig(lr=-1, augment=None)  # a plain data object: built without a trial run
+    assert bad.lr == -1
+    model = ResNet([1], [4])
+    before = {key: value.clone() for key, value in model.state_dict().items()}
+    loader_ = loader.DeviceLoader(synthetic_cifar10(64), 32, device="cpu")
+    with pytest.raises(ConfigError, match="lr must be > 0"):
+        train.fit(model, loader_, config=TrainConfig(lr=-1), epochs=1, progress=False)
+    with pytest.raises(ConfigError, match=r"momentum must be in \[0, 1\)"):
+        train.fit(model, loader_, epochs=1, momentum=1.5, progress=False)
+    assert all(torch.equal(value, before[key]) for key, value in model.state_dict().items())
 
 
 def test_recipes_are_valid_configs():
     for recipe in recipes.RECIPES.values():
+        check_config(recipe.config)
         assert TrainConfig.from_dict(recipe.config.to_dict()) == recipe.config

@@ -348,7 +348,7 @@ def test_api_arguments_that_cannot_work_are_refused_at_the_door():
             precision="fp8",
         )
     with pytest.raises(ConfigError, match="augment must be a list"):
-        TrainConfig(augment=None)
+        fit(model, loader, config=TrainConfig(augment=None), epochs=1, progress=False)
     with pytest.raises(ConfigError, match="unknown training setting"):
         TrainConfig.from_dict({"amp": True})
     with pytest.raises(ValueError, match="alpha must be a number"):
@@ -398,9 +398,10 @@ def test_model_and_augmentation_spec_mistakes_are_one_line():
 )
 def test_optimizer_and_schedule_values_torch_refuses_are_config_errors(settings, message):
     from course_utils.config import ConfigError, TrainConfig
+    from course_utils.support.config_checks import check_config
 
     with pytest.raises(ConfigError, match=message) as caught:
-        TrainConfig(**settings)
+        check_config(TrainConfig(**settings))
     assert "\n" not in str(caught.value)
 
 

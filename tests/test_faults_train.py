@@ -20,6 +20,7 @@ from course_utils.support.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from course_utils.support.config_checks import check_config
 from course_utils.train import evaluate, fit, predict
 
 RUN = {"epochs": 1, "progress": False, "schedule": "constant"}
@@ -210,12 +211,12 @@ def test_evaluation_mistakes_are_found_on_the_results():
         ({"schedule": "step", "schedule_kwargs": {"gamma": -1}}, "gamma multiplies"),
         ({"schedule": "step", "epochs": 5, "schedule_kwargs": {"milestones": [9]}}, "never fire"),
         ({"schedule": "plateau", "schedule_kwargs": {"mode": "min"}}, "mode must be 'max'"),
-        ({"momentum": 0.0}, "Nesterov momentum requires a momentum"),
+        ({"momentum": 0.0}, "nesterov cannot be built: Nesterov momentum requires a momentum"),
     ],
 )
 def test_schedules_and_optimizers_that_would_misbehave_are_refused(settings, message):
     with pytest.raises(ConfigError, match=message) as caught:
-        TrainConfig(**settings)
+        check_config(TrainConfig(**settings))
     assert one_line(caught.value)
 
 
@@ -234,33 +235,21 @@ def test_a_config_takes_numpy_numbers_hashes_and_records_objects_as_json():
 
 
 @pytest.mark.parametrize(
-    ("call", "message"),
+    ("settings", "message"),
     [
-        (
-            lambda opt: __import__("course_utils").optim.make_optimizer(
-                "sgd", opt, float("nan"), 0
-            ),
-            "lr must be a positive number",
-        ),  # fmt: skip
-        (
-            lambda opt: __import__("course_utils").optim.make_optimizer("nesterov", opt, 0.1, 0, 5),
-            "momentum must be a number in",
-        ),  # fmt: skip
-        (
-            lambda opt: __import__("course_utils").optim.Lookahead(
-                torch.optim.SGD(opt, 0.1), k=2.5
-            ),
-            "k >= 1",
-        ),  # fmt: skip
-        (
-            lambda opt: __import__("course_utils").optim.clip_gradients(opt, norm=float("nan")),
-            "positive number",
-        ),  # fmt: skip
+        ({"optimizer": "sgd", "lr": float("nan")}, "lr must be a finite number"),
+        ({"momentum": 5}, r"momentum must be in \[0, 1\)"),
+        ({"lookahead": {"k": 2.5, "alpha": 0.5}}, "lookahead k must be a whole number >= 1"),
+        ({"grad_clip": {"norm": float("nan")}}, "grad_clip norm must be a finite number"),
     ],
 )
-def test_optimizer_helpers_check_their_numbers(call, message):
-    with pytest.raises(ValueError, match=message):
-        call(list(tiny().parameters()))
+def test_optimizer_numbers_are_checked_at_the_door(settings, message):
+    """make_optimizer, Lookahead and clip_gradients take their numbers as given; the door
+    (check_config, which fit calls) refuses the ones that cannot work."""
+    with pytest.raises(ConfigError, match=message):
+        check_config(TrainConfig(**settings))
+    with pytest.raises(ConfigError, match=message):
+        fit(tiny(), loader(), **{**RUN, **settings})
 
 
 # --------------------------------------------------------------------------- resume
@@ -383,7 +372,7 @@ class GpuLoader(list):
         (
             lambda: __import__("course_utils").optim.make_optimizer("nesterov", tiny(), 0.1, 0, 0),
             ValueError,
-            "nesterov cannot be built: Nesterov momentum requires",
+            "Nesterov momentum requires",
         ),  # fmt: skip
         (
             lambda: __import__("course_utils").optim.make_optimizer("sgd", [], 0.1, 0),
@@ -420,7 +409,11 @@ class GpuLoader(list):
             ValueError,
             "seed must be a whole number",
         ),  # fmt: skip
-        (lambda: TrainConfig(optimizer="sgd", momentum=0.9), ConfigError, "plain SGD has none"),
+        (
+            lambda: check_config(TrainConfig(optimizer="sgd", momentum=0.9)),
+            ConfigError,
+            "plain SGD has none",
+        ),  # fmt: skip
         (
             lambda: __import__("course_utils").loader.normalize(
                 data(8).images.float(), (0.5,) * 3, (0.2,) * 3

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from course_utils.config import ConfigError, TrainConfig
 from course_utils.optim import (
     OPTIMIZERS,
     Lookahead,
@@ -16,6 +17,7 @@ from course_utils.optim import (
     make_optimizer,
     make_scheduler,
 )
+from course_utils.support.config_checks import check_config
 
 LA = {"k": 5, "alpha": 0.5}
 
@@ -64,12 +66,20 @@ def test_optimizer_errors_are_clear_and_nothing_is_dropped():
     params = [nn.Parameter(torch.zeros(2))]
     with pytest.raises(ValueError, match="adadelta"):
         make_optimizer("adamax", params, lr=0.1, weight_decay=0.0)
-    with pytest.raises(ValueError, match="lr must be a positive number"):
+    # Called directly, torch itself refuses what does not fit; the config is checked at the door.
+    with pytest.raises(ValueError, match="Invalid learning rate"):
         make_optimizer("sgd", params, lr=-0.1, weight_decay=0.0)
-    with pytest.raises(ValueError, match="adam takes no momentum"):
+    with pytest.raises(TypeError, match="momentum"):
         make_optimizer("adam", params, lr=0.1, weight_decay=0.0, momentum=0.5)
-    with pytest.raises(ValueError, match="rmsprop takes no argument.*betas"):
+    with pytest.raises(TypeError, match="betas"):
         make_optimizer("rmsprop", params, lr=0.1, weight_decay=0.0, betas=(0.9, 0.99))
+    for settings, message in (
+        ({"optimizer": "sgd", "lr": -0.1}, "lr must be > 0"),
+        ({"optimizer": "adam", "momentum": 0.5}, "momentum is used by momentum and nesterov"),
+        ({"optimizer": "rmsprop", "optimizer_kwargs": {"betas": (0.9, 0.99)}}, "betas are not"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            check_config(TrainConfig(**settings))
 
 
 def test_lookahead_wraps_the_named_optimizer():
@@ -79,8 +89,8 @@ def test_lookahead_wraps_the_named_optimizer():
     )
     assert isinstance(wrapped, Lookahead) and isinstance(wrapped.base, torch.optim.SGD)
     assert wrapped.k == 3 and wrapped.param_groups is wrapped.base.param_groups
-    with pytest.raises(ValueError, match="alpha"):
-        Lookahead(torch.optim.SGD(params, lr=0.1), alpha=1.5)
+    with pytest.raises(ConfigError, match="lookahead alpha"):  # checked at the door
+        check_config(TrainConfig(lookahead={"k": 3, "alpha": 1.5}))
 
 
 def test_lookahead_matches_hand_computed_steps():
@@ -239,8 +249,10 @@ def test_schedule_state_dict_resumes_the_curve():
 def test_schedule_names_and_arguments_are_checked():
     with pytest.raises(ValueError, match="onecycle.*plateau"):
         make_scheduler("linear", fresh_optimizer(), 1, 1)
-    with pytest.raises(ValueError, match="cosine schedule takes no argument.*pct_start"):
+    with pytest.raises(TypeError, match="pct_start"):  # Python refuses it, called directly
         make_scheduler("cosine", fresh_optimizer(), 1, 1, pct_start=0.2)
+    with pytest.raises(ConfigError, match="pct_start do not apply to the cosine schedule"):
+        check_config(TrainConfig(schedule="cosine", schedule_kwargs={"pct_start": 0.2}))
 
 
 def test_clip_by_value_and_by_norm_are_exact():
@@ -258,8 +270,8 @@ def test_clip_by_value_and_by_norm_are_exact():
     model = nn.Linear(2, 1)
     model.weight.grad = torch.tensor([[0.5, 0.5]])  # bias has no gradient: skipped
     assert clip_gradients(model, norm=10.0).item() == pytest.approx(math.sqrt(0.5))
-    with pytest.raises(ValueError, match="positive"):
-        clip_gradients(model, value=-1.0)
+    with pytest.raises(ConfigError, match="grad_clip value must be > 0"):  # at the door
+        check_config(TrainConfig(grad_clip={"value": -1.0}))
 
 
 def test_onecycle_with_a_one_step_warm_up_is_one_clear_error():

@@ -25,7 +25,7 @@ import pandas as pd
 from torch import nn
 
 from course_utils import data, params, settings, zoo
-from course_utils.config import MAX_SEED, ConfigError, defaults
+from course_utils.config import ConfigError, defaults
 from course_utils.models import ResNet, ResNet9
 from course_utils.recipes import (
     FILES,
@@ -38,6 +38,7 @@ from course_utils.recipes import (
 )
 from course_utils.support import sweep
 from course_utils.support.checkpoint import CheckpointMismatchError, CheckpointWriteError
+from course_utils.support.config_checks import check_config
 from course_utils.train import TrainingDiverged
 
 SMOKE_TRAIN_IMAGES = 2000
@@ -285,7 +286,9 @@ def resolve_recipe(args: argparse.Namespace, smoke: bool = False) -> Recipe:
         changes.setdefault("epochs", min(recipe.config.epochs, SMOKE_EPOCHS))
         changes.setdefault("batch_size", min(recipe.config.batch_size, SMOKE_BATCH_SIZE))
     try:
-        return recipe.replace(**changes)
+        recipe = recipe.replace(**changes)
+        check_config(recipe.config)
+        return recipe
     except ConfigError as err:
         raise UsageError(_as_flags(str(err))) from None
 
@@ -480,8 +483,8 @@ def run_sweep(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     if args.trials < 1:
         raise UsageError("--trials must be at least 1.")
-    if args.sampler_seed is not None and not 0 <= args.sampler_seed <= MAX_SEED:
-        raise UsageError(f"--sampler-seed must be between 0 and {MAX_SEED}.")
+    if args.sampler_seed is not None and not 0 <= args.sampler_seed <= settings.MAX_SEED:
+        raise UsageError(f"--sampler-seed must be between 0 and {settings.MAX_SEED}.")
     smoke = args.smoke or settings.SMOKE
     recipe = resolve_recipe(args, smoke)
     n_train = _image_count("train", args.train_images, smoke)

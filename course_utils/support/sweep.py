@@ -42,6 +42,7 @@ from course_utils.config import ConfigError, TrainConfig, field_names
 from course_utils.data import ImageData
 from course_utils.loader import DeviceLoader
 from course_utils.recipes import Recipe, get_recipe
+from course_utils.support.config_checks import check_config
 from course_utils.train import TrainingDiverged, fit
 
 if TYPE_CHECKING:  # only for type hints: optuna is imported lazily
@@ -288,6 +289,7 @@ class Objective:
         self.augment = augment
         self.progress = progress
         config = recipe.config
+        check_config(config)
         if not 0 < config.val_split < 1:
             raise SweepError(
                 f"a sweep chooses on a validation split: val_split must be in (0, 1), got "
@@ -318,7 +320,7 @@ class Objective:
         for dimension in self.space.values():
             for value in dimension.values():
                 try:
-                    self.recipe.config.replace(**{dimension.name: value})
+                    check_config(self.recipe.config.replace(**{dimension.name: value}))
                 except ConfigError as err:
                     raise SweepError(f"search space: {err}") from None
         batches = self.space.get("batch_size")
@@ -407,6 +409,7 @@ class Objective:
 
         changes = {name: dimension.suggest(trial) for name, dimension in self.space.items()}
         config = self.recipe.config.replace(**changes)
+        check_config(config)  # swept values can clash (eta_min above a swept lr)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         network = self.build_model()
         pipeline = config.augment if self.augment is None else self.augment
