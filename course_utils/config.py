@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from course_utils import augment, optim, settings
+from course_utils.support import augment_checks
 from course_utils.support.validate import ConfigError
 from course_utils.support.validate import UnknownNameError as UnknownNameError  # re-exported
 
@@ -160,7 +161,7 @@ class TrainConfig:
         # a record of what ran, not something to rebuild, so only named specs are checked.
         named = [spec for spec in self.augment if not (isinstance(spec, str) and "." in spec)]
         try:
-            augment.build_pipeline(named)
+            augment_checks.check_specs(named)
         except (TypeError, ValueError) as err:
             raise ConfigError(f"augment: {err}") from None
 

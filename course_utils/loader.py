@@ -22,6 +22,7 @@ from course_utils import augment as augmentations
 from course_utils import settings
 from course_utils.config import TrainConfig
 from course_utils.data import CIFAR10_MEAN, CIFAR10_STD, ImageData, _check_statistics, normalize
+from course_utils.support import augment_checks
 
 
 @runtime_checkable
@@ -101,9 +102,9 @@ class DeviceLoader:
                 f"augment must be a list of augmentations, e.g. augment=['crop', 'flip'], got "
                 f"{augment!r}."
             )
-        self.pipeline = augmentations.build_pipeline(
-            defaults.augment if augment is None else augment
-        )
+        augment = defaults.augment if augment is None else augment
+        augment_checks.check_augment(augment, data.images[:2])
+        self.pipeline = augmentations.build_pipeline(augment)
         self.device = settings.check_device(device) if device is not None else settings.get_device()
         self.images = data.images.to(self.device)
         self.labels = data.labels.to(self.device)

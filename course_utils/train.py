@@ -28,7 +28,6 @@ from torch.optim import Optimizer
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from course_utils import augment as augmentations
 from course_utils import settings
 from course_utils.config import ConfigError, TrainConfig
 from course_utils.data import normalize
@@ -40,8 +39,8 @@ from course_utils.optim import (
     make_scheduler,
 )
 from course_utils.params import count_parameters
+from course_utils.support import augment_checks, checks
 from course_utils.support import checkpoint as ckpt
-from course_utils.support import checks
 
 SYNC_EVERY = 25
 """Training steps between host syncs, where the loss is checked for NaN/inf and the
@@ -185,6 +184,7 @@ def fit(
         config, overrides, checkpoint=checkpoint, resume=resume, loss=loss, mixer=mixer,
         on_epoch=on_epoch, progress=progress,
     )  # fmt: skip
+    augment_checks.check_mixer(mixer)
     checkpoint = Path(checkpoint).expanduser() if checkpoint is not None else None
     settings.seed_everything(config.seed)
     if hasattr(train_loader, "set_seed"):
@@ -452,7 +452,7 @@ def _new_history(
         "train_images": getattr(train_loader, "num_images", None)
         or _length(getattr(train_loader, "dataset", None)),
         "data": getattr(train_loader, "fingerprint", None),
-        "augment_code": augmentations.code_fingerprint(getattr(train_loader, "pipeline", ())),
+        "augment_code": augment_checks.code_fingerprint(getattr(train_loader, "pipeline", ())),
         "loss": repr(loss) if loss is not None else None,
         "mixer": (getattr(mixer, "__qualname__", None) or repr(mixer)) if mixer else None,
     }
