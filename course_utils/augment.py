@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-MEAN_PIXEL = (125, 123, 114)  # round(255 * data.CIFAR10_MEAN): 0 once normalised, the fill
+MEAN_PIXEL = (125, 123, 114)  # round(255 * data.CIFAR10_MEAN): erasing's and cutout's fill
 Fill = int | tuple[int, ...]  # one 0-255 value for every channel, or one per channel
 Device = torch.device | str
 Rng = torch.Generator | None  # None draws from torch's global generator
