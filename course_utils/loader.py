@@ -15,7 +15,7 @@ from course_utils import augment as augmentations
 from course_utils import settings
 from course_utils.config import TrainConfig
 from course_utils.data import CIFAR10_MEAN, CIFAR10_STD, ImageData, normalize
-from course_utils.support import checks
+from course_utils.support import checks, config_checks
 
 
 @runtime_checkable
@@ -53,9 +53,9 @@ class DeviceLoader:
     ) -> None:
         batch_size = TrainConfig.batch_size if batch_size is None else batch_size
         checks.check_loader_arguments(data, batch_size, train, augment, mean, std, drop_last)
-        self.pipeline = augmentations.build_pipeline(
-            TrainConfig.augment if augment is None else augment
-        )
+        augment = TrainConfig.augment if augment is None else augment
+        config_checks.check_augment(augment, data.images[:2])
+        self.pipeline = augmentations.build_pipeline(augment)
         self.device = settings.check_device(device) if device is not None else settings.get_device()
         self.images = data.images.to(self.device)
         self.labels = data.labels.to(self.device)

@@ -18,11 +18,11 @@ import matplotlib.pyplot as plt
 import torch
 from torch import nn
 
-from course_utils import augment as augmentations
 from course_utils import plots, settings, zoo
 from course_utils.config import ConfigError, TrainConfig, UnknownNameError
 from course_utils.data import ImageData
 from course_utils.loader import DeviceLoader
+from course_utils.support import config_checks
 from course_utils.support.checkpoint import CheckpointMismatchError
 from course_utils.support.config_checks import check_config
 from course_utils.train import Evaluation, History, evaluate, fit
@@ -266,8 +266,7 @@ def check_sizes(config: TrainConfig, images: int, augment: Sequence | None = Non
         )
     dummy = torch.zeros(2, 3, 32, 32, dtype=torch.uint8)
     try:
-        pipeline = augmentations.build_pipeline(config.augment if augment is None else augment)
-        augmentations.apply_pipeline(pipeline, dummy)
+        config_checks.check_augment(config.augment if augment is None else augment, dummy)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"augment: {err}") from None
     if config.batch_size > images - held_out:

@@ -107,9 +107,8 @@ def fit(model: nn.Module, train_loader: Iterable, val_loader: Iterable | None = 
     by returning True."""
     config, optimizer, loss, mixer = checks.check_fit(
         model, train_loader, val_loader, config, TrainConfig(), overrides, optimizer, loss, mixer,
-        checkpoint, resume, on_epoch, progress,
+        checkpoint, resume, on_epoch, progress, check_config,
     )  # fmt: skip
-    check_config(config)
     device, precision, memory_format, forward = prepare(model, train_loader, config)
     run = bookkeeping.Run(History, name, config, model, train_loader, val_loader, loss, mixer,
                           optimizer, checkpoint, precision, memory_format)  # fmt: skip

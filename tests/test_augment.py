@@ -24,6 +24,8 @@ from course_utils.augment import (
     build_pipeline,
     describe,
 )
+from course_utils.data import CIFAR10_MEAN
+from course_utils.support.config_checks import check_augment, check_specs
 
 DRAWS = 10_000  # parameter draws for the range tests (sampling only, no images)
 
@@ -354,26 +356,31 @@ def test_spec_lists_the_arguments():
     assert Cutout().spec() == {"name": "cutout", "size": 8, "fill": [125, 123, 114]}
 
 
+def test_mean_pixel_is_the_cifar10_mean_in_0_to_255_units():
+    # augment imports nothing of the package, so the fill is a literal: tied to data's mean here.
+    assert tuple(round(255 * m) for m in CIFAR10_MEAN) == MEAN_PIXEL
+
+
 def test_unknown_name_lists_the_known_ones_in_one_line():
     known = "crop, flip, rotate, jitter, erase, cutout"
     with pytest.raises(ValueError, match=f"'blur'.*{known}") as err:
-        build("blur")
+        check_specs(["blur"])
     assert "\n" not in str(err.value)
 
 
 def test_unknown_argument_names_it_and_the_accepted_ones():
     with pytest.raises(ValueError, match="'sise'.*size, fill") as err:
-        build({"name": "cutout", "sise": 4})
+        check_specs([{"name": "cutout", "sise": 4}])
     assert "\n" not in str(err.value)
 
 
 def test_build_rejects_what_is_not_a_spec():
     with pytest.raises(TypeError, match="spec"):
-        build(3)
+        check_specs([3])
     with pytest.raises(TypeError, match=r"instance such as Cutout\(\) or the name 'cutout'"):
-        build(Cutout)
+        check_specs([Cutout])
     with pytest.raises(TypeError, match="list of specs"):
-        build_pipeline("crop")
+        check_specs("crop")
 
 
 def test_student_callable_joins_the_pipeline_and_is_described_by_qualified_name():
@@ -392,10 +399,9 @@ def test_student_callable_joins_the_pipeline_and_is_described_by_qualified_name(
 @pytest.mark.parametrize(
     "bad, got", [(shrink, r"\[8, 3, 16, 16\]"), (to_float, "float32"), (to_list, "a list")]
 )
-def test_apply_pipeline_names_a_step_that_breaks_the_batch(bad, got):
-    pipeline = build_pipeline(["crop", bad, "flip"])
+def test_the_door_names_a_step_that_breaks_the_batch(bad, got):
     with pytest.raises(ValueError, match=f"{bad.__qualname__}'.*{got}.*uint8") as err:
-        apply_pipeline(pipeline, random_images())
+        check_augment(["crop", bad, "flip"], random_images())
     assert "\n" not in str(err.value)
 
 
@@ -423,22 +429,23 @@ def test_apply_pipeline_names_a_step_that_breaks_the_batch(bad, got):
         (lambda: Cutout(fill="grey"), "fill .* got 'grey'"),
     ],
 )
-def test_constructors_reject_bad_arguments_with_one_clear_message(make, message):
+def test_the_door_rejects_bad_arguments_with_one_clear_message(make, message):
+    aug = make()  # a plain dataclass: built as given, refused where it is used
     with pytest.raises(ValueError, match=message) as err:
-        make()
+        check_specs([aug])
     assert "\n" not in str(err.value)
 
 
 def test_augmentations_reject_float_or_unbatched_images():
-    aug = RandomCrop()
+    aug = [RandomCrop()]
     with pytest.raises(TypeError, match="uint8.*float32"):
-        aug(random_images().float())
+        check_augment(aug, random_images().float())
     with pytest.raises(ValueError, match="unsqueeze"):
-        aug(random_images()[0])
+        check_augment(aug, random_images()[0])
     with pytest.raises(ValueError, match="reflect padding must be smaller"):
-        RandomCrop(padding=8)(random_images(height=8, width=8))
+        check_augment([RandomCrop(padding=8)], random_images(height=8, width=8))
     with pytest.raises(ValueError, match="RGB"):
-        ColorJitter()(random_images()[:, :1])
+        check_augment([ColorJitter()], random_images()[:, :1])
 
 
 # ----------------------------------------------------------------------------------------------

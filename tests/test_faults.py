@@ -169,9 +169,9 @@ def test_a_model_over_the_budget_is_named(tmp_path, capsys, monkeypatch):
 
 
 def test_cutout_larger_than_the_image_is_refused():
-    images = torch.zeros(2, 3, 32, 32, dtype=torch.uint8)
+    # Refused at the loader's door (it tries the pipeline on two images), not by Cutout.
     with pytest.raises(ValueError, match="larger than the 32x32 images"):
-        Cutout(size=40)(images)
+        DeviceLoader(synthetic_cifar10(8), 4, device="cpu", augment=[Cutout(size=40)])
 
 
 def test_channel_stats_on_channels_last_images_says_how_to_fix_them():
@@ -182,9 +182,8 @@ def test_channel_stats_on_channels_last_images_says_how_to_fix_them():
 
 def test_an_augmentation_returning_other_sizes_is_refused():
     data = synthetic_cifar10(64)
-    loader = DeviceLoader(data, 32, device="cpu", augment=[lambda x, g: x[:, :, :16, :16]])
-    with pytest.raises(ValueError, match="16"):
-        next(iter(loader))
+    with pytest.raises(ValueError, match="16"):  # tried at the loader's door, before any batch
+        DeviceLoader(data, 32, device="cpu", augment=[lambda x, g: x[:, :, :16, :16]])
 
 
 class NoActivation(nn.Module):
@@ -351,8 +350,8 @@ def test_api_arguments_that_cannot_work_are_refused_at_the_door():
         fit(model, loader, config=TrainConfig(augment=None), epochs=1, progress=False)
     with pytest.raises(ConfigError, match="unknown training setting"):
         TrainConfig.from_dict({"amp": True})
-    with pytest.raises(ValueError, match="alpha must be a number"):
-        Mixer("mixup", float("nan"))
+    with pytest.raises(ValueError, match="alpha must be a number"):  # at fit's door
+        fit(model, loader, epochs=1, mixer=Mixer("mixup", float("nan")), progress=False)
     history = fit(model, loader, None, {"epochs": 1, "lr": 0.05}, progress=False)  # a dict config
     assert history.config["lr"] == 0.05
 
@@ -368,7 +367,7 @@ def test_a_ready_built_optimizer_is_recorded_at_its_own_rate():
 
 
 def test_model_and_augmentation_spec_mistakes_are_one_line():
-    from course_utils import augment
+    from course_utils.support import config_checks
 
     with pytest.raises(BlockShapeError, match="pass the class itself, e.g. activation=nn.ReLU"):
         ResNet([1], [8], activation=nn.ReLU())
@@ -377,7 +376,7 @@ def test_model_and_augmentation_spec_mistakes_are_one_line():
     with pytest.raises(ValueError, match="num_classes must be a whole number >= 1"):
         ResNet([1], [8], num_classes=0)
     with pytest.raises(ValueError, match="needs a 'name' key"):
-        augment.build({"size": 3})
+        config_checks.check_specs([{"size": 3}])
 
 
 # --------------------------------------------------------------------------- third pass

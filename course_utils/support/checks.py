@@ -352,17 +352,19 @@ LOADER_FIELDS = ("batch_size", "augment")  # a loader's own settings, recorded f
 def check_fit(
     model: Any, train_loader: Any, val_loader: Any, config: Any, default: Any, overrides: dict,
     optimizer: Any, loss: Any, mixer: Any, checkpoint: Any, resume: Any, on_epoch: Any,
-    progress: Any,
+    progress: Any, check_config: Callable[[Any, Any], None],
 ) -> tuple[Any, Any, Callable | None, Callable | None]:  # fmt: skip
     """``fit``'s door: the model, the loaders and every argument, before anything runs.
     Returns the run's config (``config`` or ``default`` with ``overrides`` and the loader's
     own settings), the ready-built optimizer (None for one given by name), and the loss and
-    mixer wrapped in their checks."""
+    mixer wrapped in their checks. ``check_config(config, mixer)`` is
+    ``support.config_checks.check_config``, handed in so that the two check modules stay on
+    one import floor."""
     if isinstance(optimizer, str):  # a name is the config's field, not a built optimizer
         overrides["optimizer"], optimizer = optimizer, None
     check_model(model)
     check_loaders(train_loader, val_loader)
-    config = run_config(config, default, overrides, train_loader, optimizer)
+    config = run_config(config, default, overrides, train_loader, optimizer, check_config, mixer)
     check_run_arguments(
         config, overrides, checkpoint=checkpoint, resume=resume, loss=loss, mixer=mixer,
         on_epoch=on_epoch, progress=progress,
@@ -373,8 +375,9 @@ def check_fit(
 
 
 def run_config(
-    config: Any, default: Any, overrides: dict, train_loader: Any, optimizer: Any
-) -> Any:
+    config: Any, default: Any, overrides: dict, train_loader: Any, optimizer: Any,
+    check_config: Callable[[Any, Any], None], mixer: Any = None,
+) -> Any:  # fmt: skip
     """The run's TrainConfig: ``config`` (a dict of its fields too) with ``overrides``, and
     the loader's own batch size and augmentations recorded. Settings that something else
     decides are refused, not ignored."""
@@ -403,6 +406,7 @@ def run_config(
                 f"{', '.join(unused)}."
             )
     config = (config or default).replace(**overrides)
+    check_config(config, mixer)
     from_loader = {key: getattr(train_loader, key, None) for key in LOADER_FIELDS}
     if not hasattr(train_loader, "augment"):  # e.g. a DataLoader: its dataset's transforms
         if "augment" in overrides:

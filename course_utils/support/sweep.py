@@ -36,12 +36,12 @@ import pandas as pd
 import torch
 from torch import nn
 
-from course_utils import augment as augmentations
 from course_utils import settings, zoo
 from course_utils.config import ConfigError, TrainConfig, field_names
 from course_utils.data import ImageData
 from course_utils.loader import DeviceLoader
 from course_utils.recipes import Recipe, get_recipe
+from course_utils.support import config_checks
 from course_utils.support.config_checks import check_config
 from course_utils.train import TrainingDiverged, fit
 
@@ -303,7 +303,7 @@ class Objective:
             raise SweepError(str(err)) from None
         if augment is not None:
             try:
-                augmentations.build_pipeline(augment)
+                config_checks.check_specs(augment)
             except (TypeError, ValueError) as err:
                 raise SweepError(f"augment: {err}") from None
         if not isinstance(train_data, ImageData):
