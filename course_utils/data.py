@@ -134,6 +134,18 @@ class ImageData:
 # --------------------------------------------------------------------------- choosing a source
 
 
+def note_if_standin(data: ImageData, size: str) -> None:
+    """At cpu or full size a lecture wants real images: say how to name a copy when ``data``
+    is the synthetic stand-in."""
+    if size != "smoke" and data.source == "synthetic":
+        print(
+            f"Size {size} wants real CIFAR-10, but this is the synthetic stand-in: name a copy "
+            "with CIFAR10_SOURCE=/path/to/copy (the official archive, or an image folder or "
+            "archive) before starting the notebook, or cifar10(split, source=PATH); on Colab "
+            "cifar10(split, source='hub') downloads it in seconds."
+        )
+
+
 def cifar10(
     split: str = "train",
     source: str | os.PathLike = "auto",

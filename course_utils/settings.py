@@ -1,8 +1,9 @@
-"""Course-wide settings: smoke mode, the training device, seeding and the data folder.
+"""Course-wide settings: the lecture size, the training device, seeding, the data folder and
+the one throughput assumption behind every time estimate.
 
-Smoke mode (``COURSE_SMOKE=1``) is read once, when this module is first imported, so a
-notebook and everything it calls agree on it. CI sets it to run every notebook on tiny
-data; on Colab it is unset and the lectures run at full size.
+The size (``SIZE``: "full", "cpu" or "smoke") is read once, when this module is first
+imported, so a notebook and everything it calls agree on it: ``COURSE_SIZE`` when set, smoke
+when ``COURSE_SMOKE=1`` (CI), otherwise "full" with a CUDA GPU and "cpu" without one.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ import numpy as np
 import torch
 
 SMOKE_ENV = "COURSE_SMOKE"
+SIZE_ENV = "COURSE_SIZE"
+SIZES = ("full", "cpu", "smoke")
+"""A lecture's three sizes: full (a GPU, the lecture as designed), cpu (real CIFAR-10, sized
+to finish in minutes on a laptop's CPU), smoke (CI: the synthetic stand-in, seconds)."""
 DATA_ENV = "COURSE_DATA"
 MAX_STEPS_ENV = "COURSE_MAX_STEPS"
 
@@ -27,8 +32,78 @@ def _read_smoke_flag() -> bool:
     return value not in ("", "0", "false", "no", "off")
 
 
-SMOKE: bool = _read_smoke_flag()
+def _read_size() -> str:
+    value = os.environ.get(SIZE_ENV, "").strip().lower()
+    if value and value not in SIZES:
+        raise ValueError(f"{SIZE_ENV}={value!r} is not a size: use full, cpu or smoke.")
+    if value:
+        return value
+    if _read_smoke_flag():
+        return "smoke"
+    return "full" if torch.cuda.is_available() else "cpu"
+
+
+SIZE: str = _read_size()
+"""The lectures' default size: what each parameters cell starts from."""
+
+SMOKE: bool = SIZE == "smoke"
 """True when the course runs on tiny data and tiny models (CI, quick checks)."""
+
+# One throughput assumption for every time estimate of the course (lecture compute bills,
+# the warning before a long run). Useful training work, not peak: airbench94 reaches about
+# 94 TFLOP/s on an A100 (0.36 PFLOPs in 3.83 s, its published record, hand-tuned fp16 and
+# torch.compile); the course's plain PyTorch on small CIFAR nets is assumed to reach a
+# fifth of that. The T4 is scaled by its bf16/fp16 tensor-core peak against the A100's (65
+# vs 312 TFLOP/s, NVIDIA's data sheets). The CPU figure is measured: 77-111 GFLOP/s of
+# training work on the 2-core machines that build the course (fp32, batch 512, issue 24).
+# None of the GPU figures has been measured on this course's code yet.
+A100_TFLOPS = 20.0
+T4_TFLOPS = 4.0
+CPU_TFLOPS = 0.08
+
+
+def throughput_tflops(device: torch.device | str | None = None) -> tuple[float, str]:
+    """The assumed TFLOP/s of training work on ``device`` and what it stands for."""
+    device = torch.device(device) if device is not None else get_device()
+    if device.type != "cuda":
+        return CPU_TFLOPS, "a 2-core CPU (measured)"
+    if "T4" in torch.cuda.get_device_name(device):
+        return T4_TFLOPS, "a T4 (assumed)"
+    return A100_TFLOPS, "an A100 (assumed)"
+
+
+def minutes(pflops: float, tflops: float = A100_TFLOPS) -> float:
+    """Minutes of training for ``pflops`` at ``tflops`` (default: the A100 assumption)."""
+    return pflops * 1000 / tflops / 60
+
+
+def estimate(pflops: float) -> str:
+    """``pflops`` of training in the course's one set of time assumptions, in words."""
+    return (
+        f"{pflops:.3g} PFLOPs: about {minutes(pflops):.2g} min on an A100 and "
+        f"{minutes(pflops, T4_TFLOPS):.2g} min on a T4 (assumed {A100_TFLOPS:g} and "
+        f"{T4_TFLOPS:g} TFLOP/s), {minutes(pflops, CPU_TFLOPS) / 60:.2g} h on a 2-core CPU"
+    )
+
+
+def key_number(name: str, value: object) -> None:
+    """Print one number a lecture asserts, so ``tools/run_lectures.py`` tables it."""
+    print(f"key number: {name} = {value}")
+
+
+def warn_if_long(
+    pflops: float, device: torch.device | str | None = None, limit: float = 15
+) -> None:
+    """Say so before a run that would take more than ``limit`` minutes on ``device``."""
+    tflops, what = throughput_tflops(device)
+    needed = minutes(pflops, tflops)
+    if needed > limit:
+        print(
+            f"Note: the next run trains {pflops:.3g} PFLOPs, about {needed:.0f} minutes on "
+            f"{what} at {tflops:g} TFLOP/s. Choose a smaller SIZE in the parameters cell to "
+            "go faster."
+        )
+
 
 MAX_STEPS: int = int(os.environ.get(MAX_STEPS_ENV, "0") or 0)
 """When positive, training and evaluation stop every epoch after this many batches: a dry
@@ -176,7 +251,11 @@ def environment_facts() -> dict[str, str]:
         "device": str(device),
         "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else "none",
         "precision": "{} ({})".format(*choose_precision(device)),
-        "mode": "smoke (tiny data and models)" if SMOKE else "full",
+        "size": {
+            "smoke": "smoke (tiny data and models)",
+            "cpu": "cpu (real data, minutes)",
+            "full": "full (a GPU)",
+        }[SIZE],  # fmt: skip
         "data folder": str(data_root()),
     }
 
@@ -190,13 +269,11 @@ def describe() -> None:
 
 
 def check_gpu(expected: bool | None = None) -> bool:
-    """Report the GPU, and fail early with instructions when one is expected but missing.
-
-    A GPU is expected on Colab (the lectures' full mode is sized for an A100) or when
-    ``COURSE_EXPECT_GPU=1``; elsewhere a CPU is fine for smoke mode.
-    """
+    """Report the GPU, and fail early with instructions when one is expected but missing
+    (``expected=True``, or ``COURSE_EXPECT_GPU=1``). Without a GPU the lectures run at
+    their cpu size (``SIZE``), so a CPU runtime, on Colab too, is fine."""
     if expected is None:
-        expected = in_colab() or os.environ.get("COURSE_EXPECT_GPU", "") == "1"
+        expected = os.environ.get("COURSE_EXPECT_GPU", "") == "1"
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
         precision, reason = choose_precision(torch.device("cuda"))
@@ -210,5 +287,8 @@ def check_gpu(expected: bool | None = None) -> bool:
             "No CUDA GPU found, but this runtime should have one. In Colab choose "
             "Runtime > Change runtime type > A100 GPU (or T4), then run the notebook again."
         )
-    print("No GPU: running on the CPU (fine in smoke mode; full-size lectures want a GPU).")
+    print(
+        f"No GPU: running on the CPU. The lectures run at size {SIZE!r}"
+        + (": real CIFAR-10, nets and epochs sized to finish in minutes." if SIZE == "cpu" else ".")
+    )
     return False

@@ -103,3 +103,46 @@ def test_plain_seeding_keeps_deterministic_mode_as_set():
         settings.seed_everything(0, deterministic=False)
     settings.seed_everything(1)
     assert not torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.benchmark
+
+
+def _size_in_fresh_process(env: dict) -> str:
+    code = "from course_utils import settings; print(settings.SIZE, settings.SMOKE)"
+    clean = {k: v for k, v in os.environ.items() if k not in ("COURSE_SIZE", "COURSE_SMOKE")}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=clean | env, capture_output=True, text=True, timeout=120
+    )
+    return (done.stdout or done.stderr).strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"COURSE_SIZE": "cpu"}, "cpu False"),
+        ({"COURSE_SIZE": "smoke"}, "smoke True"),
+        ({"COURSE_SMOKE": "1"}, "smoke True"),
+        ({"COURSE_SIZE": "full", "COURSE_SMOKE": "1"}, "full False"),
+        ({}, "cpu False"),  # no GPU here: the cpu size
+        (
+            {"COURSE_SIZE": "huge"},
+            "ValueError: COURSE_SIZE='huge' is not a size: use full, cpu or smoke.",
+        ),  # fmt: skip
+    ],
+)
+def test_the_size_comes_from_course_size_then_smoke_then_the_device(env, expected):
+    if not env and torch.cuda.is_available():
+        expected = "full False"
+    assert _size_in_fresh_process(env) == expected
+
+
+def test_one_throughput_assumption_gives_every_estimate():
+    assert settings.minutes(1.2) == pytest.approx(1.2e3 / settings.A100_TFLOPS / 60)
+    text = settings.estimate(1.2)
+    assert f"{settings.minutes(1.2):.2g} min on an A100" in text
+    assert f"{settings.minutes(1.2, settings.T4_TFLOPS):.2g} min on a T4" in text
+
+
+def test_a_long_run_is_announced_and_a_short_one_is_not(capsys):
+    settings.warn_if_long(0.001, "cpu")
+    assert capsys.readouterr().out == ""
+    settings.warn_if_long(1.0, "cpu")  # 1 PFLOPs at 0.08 TFLOP/s: about 3.5 hours
+    assert "about 208 minutes" in capsys.readouterr().out
