@@ -34,6 +34,7 @@ from course_utils.support import checkpoint as bookkeeping
 from course_utils.support import checks
 from course_utils.support.checkpoint import TrainingDiverged as TrainingDiverged  # re-exported
 from course_utils.support.config_checks import check_config
+from course_utils.support.validate import require_int
 
 SYNC_EVERY = 25
 """Steps between host syncs (loss checked for NaN, progress bar updated): syncing every step
@@ -288,7 +289,7 @@ class Evaluation:
 
     def most_confident_mistakes(self, k: int = 8) -> torch.Tensor:
         """Indices of the ``k`` wrong predictions made with the highest confidence."""
-        checks.check_count("k", k)
+        require_int("k", k, low=0, error=ValueError)
         wrong = (self.predictions != self.targets).nonzero().flatten()
         order = self.confidences[wrong].argsort(descending=True)
         return wrong[order[:k]]

@@ -554,12 +554,6 @@ def check_best(history: Any, metric: str) -> None:
         raise ValueError(f"History {history.name!r} has no value for {metric!r}; it has: {known}.")
 
 
-def check_count(name: str, value: Any) -> None:
-    """A number of things: a whole number >= 0."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name} is a number of images (a whole number >= 0), got {value!r}.")
-
-
 # ----------------------------------------------------------------------------------------------
 # The door of loader.py: DeviceLoader's arguments
 # ----------------------------------------------------------------------------------------------

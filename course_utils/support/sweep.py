@@ -43,6 +43,7 @@ from course_utils.loader import DeviceLoader
 from course_utils.recipes import Recipe, get_recipe
 from course_utils.support import config_checks
 from course_utils.support.config_checks import check_config
+from course_utils.support.validate import is_number
 from course_utils.train import TrainingDiverged, fit
 
 if TYPE_CHECKING:  # only for type hints: optuna is imported lazily
@@ -168,7 +169,7 @@ def _dimension(name: str, entry: Mapping | Sequence) -> Dimension:
     integer = isinstance(default, int) and not isinstance(default, bool)  # batch_size, epochs
     if integer and not (float(low).is_integer() and float(high).is_integer()):
         raise SweepError(f"{name} takes whole numbers: low and high must be integers.")
-    if "grid" in entry and not (_is_list(entry["grid"]) and all(map(_is_number, entry["grid"]))):
+    if "grid" in entry and not (_is_list(entry["grid"]) and all(map(is_number, entry["grid"]))):
         raise SweepError(f"{name}: grid must be a list of numbers, got {entry['grid']!r}.")
     grid = tuple(entry.get("grid") or _grid(low, high, log, integer))
     if not all(low <= value <= high for value in grid):
@@ -178,10 +179,6 @@ def _dimension(name: str, entry: Mapping | Sequence) -> Dimension:
 
 def _is_list(value: Any) -> bool:
     return isinstance(value, Sequence) and not isinstance(value, (str, bytes))
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _is_whole(value: Any) -> bool:
@@ -777,7 +774,7 @@ def importance_evaluator(
 
     from optuna.importance import PedAnovaImportanceEvaluator
 
-    if not _is_number(target_quantile) or not 0 < target_quantile < 1:
+    if not is_number(target_quantile) or not 0 < target_quantile < 1:
         raise SweepError(
             f"target_quantile is the share of best trials to explain, a number in (0, 1) such "
             f"as 0.25; got {target_quantile!r}."
