@@ -419,6 +419,8 @@ for name in RUNS:
 #   stand-in data). Measured at full size (widths 16-32-64, 3 inits, on a CPU): 260 for
 #   plain-56 against 3.8 for residual-56 on the stand-in data, and 470 to 640 against 2.9
 #   to 4.6 on three batches of 128 real CIFAR-10 images (the batch moves these numbers too).
+#   The `cpu` size (the same depths at half the width, 3 inits) printed 1,227 for plain-56
+#   against 5.2 for residual-56 on its first batch of real images (the course's JPEG copy).
 # - With shortcuts (solid) the curves are much flatter: each block adds its own small
 #   contribution to a signal the shortcuts carry through unchanged, in both directions.
 # - The printed ratios say the same in one number per network (the first conv's gradient
@@ -438,6 +440,8 @@ for name, net in nets.items():
     histories[name] = fit(net, train_loader, val_loader, epochs=EPOCHS, lr=LR, seed=0, name=name)
 assert all(history.eval_split == "validation" for history in histories.values())
 print(f"this cell: {sum(ledger.pflops[name] for name in nets):.4f} PFLOPs")
+for name, history in histories.items():  # tabled by tools/run_lectures.py
+    settings.key_number(f"{name} final training loss", round(history.final["train_loss"], 3))
 
 
 # %%
@@ -770,6 +774,7 @@ assert PLANNED_PFLOPS / 1.5 <= total <= 1.5 * PLANNED_PFLOPS, (
     "the parameters cell, set PLANNED_PFLOPS there to the new total"
 )
 assert total <= 15, f"this lecture trains {total:.1f} PFLOPs, over its 15 PFLOPs budget"
+settings.key_number("training PFLOPs", round(total, 4))
 
 # %% [markdown]
 # ## Try it

@@ -273,6 +273,8 @@ for key in ["sudrik", "wang"]:
     assert counted.at[key, "parameters"] == zoo.REPORTS[key].reported_params, key
 assert counted.at["sudrik", "parameters"] == 4_922_826
 assert counted.at["wang", "parameters"] == 4_977_226
+settings.key_number("sudrik parameters", counted.at["sudrik", "parameters"])
+settings.key_number("wang parameters", counted.at["wang", "parameters"])
 assert counted.loc[REPORT_KEYS[:-1], "under_budget"].all(), "a report's model is over 5M"
 assert not counted.at["resnet18", "under_budget"]
 
@@ -797,6 +799,9 @@ cheapest = min(recipe_pflops, key=recipe_pflops.get)
 dearest = max(recipe_pflops, key=recipe_pflops.get)
 assert (cheapest, round(recipe_pflops[cheapest], 1)) == ("wang", 6.9), recipe_pflops
 assert (dearest, round(recipe_pflops[dearest])) == ("rout", 88), recipe_pflops
+settings.key_number(
+    "reports' training PFLOPs", f"{recipe_pflops[cheapest]:.1f} to {recipe_pflops[dearest]:.0f}"
+)
 for key in (cheapest, dearest):  # in the course's one set of throughput assumptions
     print(f"{key}'s recipe: {settings.estimate(recipe_pflops[key])}")
 
