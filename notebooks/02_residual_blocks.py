@@ -54,7 +54,7 @@ import torch.nn.functional as F
 from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 from torch import nn
 
-from course_utils import models, params, plots, zoo
+from course_utils import data, models, params, plots, zoo
 from course_utils.data import CIFAR10_MEAN, CIFAR10_STD, cifar10
 from course_utils.loader import DeviceLoader, normalize
 from course_utils.train import fit
@@ -64,21 +64,39 @@ device = settings.get_device()
 # %% [markdown]
 # ## Parameters
 #
-# Every size and epoch count of this lecture. Depths count the layers with weights:
-# the stem conv, two convs per block and the classifier, so `depth = 6 * n + 2` for `n`
-# blocks in each of the three stages (ResNet-20 has `n = 3`, ResNet-56 has `n = 9`).
+# Every size and epoch count of this lecture, at each of its three sizes: `full` (a GPU,
+# the experiment as designed), `cpu` (real CIFAR-10 on a CPU, minutes) and `smoke` (CI).
+# Depths count the layers with weights: the stem conv, two convs per block and the
+# classifier, so `depth = 6 * n + 2` for `n` blocks in each of the three stages (ResNet-20
+# has `n = 3`, ResNet-56 has `n = 9`). The cell ends with the training compute it plans
+# and, from the course's one throughput assumption, how long that takes.
 
 # %%
-from course_utils.settings import SMOKE
-
-if SMOKE:  # CI on a CPU: tiny data, thin and shallow networks, a few dozen steps
+SIZE = settings.SIZE  # "full" (a GPU), "cpu" (real CIFAR-10 on a laptop's CPU, minutes)
+# or "smoke" (CI); set it here to choose
+print(
+    f"Size {SIZE}: "
+    + {
+        "full": "the depths and widths of the ResNet paper's study, 45,000 images, 10 epochs",
+        "cpu": "the paper's depths at half the width, 10,000 CIFAR-10 images, 4 epochs",
+        "smoke": "tiny networks on 1,024 images, 3 epochs (CI: seconds)",
+    }[SIZE]
+)
+if SIZE == "smoke":  # CI on a CPU: tiny data, thin and shallow networks, a few dozen steps
     TRAIN_IMAGES, VAL_FRACTION = 1_280, 0.2  # 1,024 to train on, 256 held out
     WIDTHS = (8, 16, 32)  # channels of the three stages
     DEPTHS = (8, 20)  # the shallow and the deep network of the experiment
     EPOCHS = 3
     BATCH_SIZE = 64
     GRAD_BATCH, GRAD_SEEDS = 32, 2  # images and initialisations for the gradient plot
-else:  # full mode: the widths and depths of the ResNet paper's CIFAR-10 study (section 2)
+elif SIZE == "cpu":  # provisional, sized by compute; issue 27 measures it
+    TRAIN_IMAGES, VAL_FRACTION = 12_500, 0.2  # 10,000 real images to train on, 2,500 held out
+    WIDTHS = (8, 16, 32)  # half the paper's widths: a quarter of the compute per image
+    DEPTHS = (20, 56)  # the paper's depths, so the 56-layer plain network is in the race
+    EPOCHS = 4
+    BATCH_SIZE = 128
+    GRAD_BATCH, GRAD_SEEDS = 128, 3
+else:  # full: the widths and depths of the ResNet paper's CIFAR-10 study (section 2)
     TRAIN_IMAGES, VAL_FRACTION = 50_000, 0.1  # 45,000 to train on, 5,000 held out
     WIDTHS = (16, 32, 64)
     DEPTHS = (20, 56)
@@ -93,8 +111,11 @@ if EDIT_DEPTH not in DEPTHS:  # section 6 compares your block with section 2's n
         f"of the same depth from section 2: choose one of DEPTHS = {DEPTHS}, or add "
         f"{EDIT_DEPTH} to DEPTHS."
     )
-# Full mode trains about 1.0 PFLOPs (printed below). Estimate, not a measurement: thin
-# CIFAR ResNets keep an A100 at roughly 5-10 TFLOP/s, so about 2-4 minutes of training.
+# The training compute this lecture plans (its ledger, printed at the end, must agree within
+# a factor 1.5): four networks of section 2 and your block of section 6, EPOCHS epochs each.
+PLANNED_PFLOPS = {"smoke": 0.00056, "cpu": 0.0226, "full": 1.01}[SIZE]
+print(settings.estimate(PLANNED_PFLOPS))
+settings.warn_if_long(PLANNED_PFLOPS, device)
 
 # %% [markdown]
 # ## The data
@@ -108,6 +129,7 @@ if EDIT_DEPTH not in DEPTHS:  # section 6 compares your block with section 2's n
 
 # %%
 train_data, val_data = cifar10("train", n=TRAIN_IMAGES).holdout(VAL_FRACTION, seed=0)
+data.note_if_standin(train_data, SIZE)
 train_loader = DeviceLoader(train_data, batch_size=BATCH_SIZE, device=device)
 val_loader = DeviceLoader(val_data, batch_size=2 * BATCH_SIZE, train=False, device=device)
 print(train_data, val_data, sep="\n")
@@ -268,14 +290,15 @@ for in_channels, out_channels, stride in [(16, 16, 1), (16, 32, 2)]:
 # once plain and once residual. The plain block is the basic block with the addition
 # removed; the course's `ResNet` accepts any block class, so that is all we need.
 #
-# **What differs from the paper.** Full mode uses the widths (16-32-64) and two of the
-# depths (20, 56) of their CIFAR-10 study and holds out 5k of the 50k training images for
-# validation, the 45k/5k split on which they chose their schedule. But their residual
+# **What differs from the paper.** The `full` size uses the widths (16-32-64) and two of
+# the depths (20, 56) of their CIFAR-10 study and holds out 5k of the 50k training images
+# for validation, the 45k/5k split on which they chose their schedule (the `cpu` size keeps
+# the depths at half the widths, on 10k images). But their residual
 # networks used parameter-free shortcuts where the shape changes (option A, section 3), so
 # plain and residual networks had exactly the same parameters; the course's `BasicBlock`
 # uses projection shortcuts, so ours have a few more (printed below). They also trained
 # for 64k iterations of 128 images (more than 160 epochs) with a stepped learning rate; we
-# train 10 epochs with a one-cycle schedule.
+# train 10 epochs (`full`) or fewer with a one-cycle schedule.
 
 
 # %%
@@ -386,15 +409,18 @@ for name in RUNS:
 # %% [markdown]
 # **What to notice**
 # - In the plain networks (dashed) the gradient *grows* from the classifier back to the
-#   input, and the deeper the network, the steeper: at 56 layers (full mode) the first
-#   conv gets a gradient hundreds of times larger than the last. With BatchNorm the
-#   problem of a deep plain net is not vanishing but exploding gradients at the input
+#   input, and the deeper the network, the steeper. Measured at full size (at
+#   initialisation, which needs no GPU; the numbers are in the next point): at 56 layers
+#   the first conv gets a gradient hundreds of times larger than the last. With BatchNorm
+#   the problem of a deep plain net is not vanishing but exploding gradients at the input
 #   end, so no single learning rate suits all its layers.
 # - **Smoke mode shows little of this**: its networks are 8 and 20 layers deep and half as
 #   wide, and the printed ratios are small (5.1 for plain-20 against 1.6 for residual-20,
-#   stand-in data). At full size (widths 16-32-64, 3 inits) we measured 260 for plain-56
-#   against 3.8 for residual-56 on the stand-in data, and 470 to 640 against 2.9 to 4.6 on
-#   three batches of 128 real CIFAR-10 images (the batch moves these numbers too).
+#   stand-in data). Measured at full size (widths 16-32-64, 3 inits, on a CPU): 260 for
+#   plain-56 against 3.8 for residual-56 on the stand-in data, and 470 to 640 against 2.9
+#   to 4.6 on three batches of 128 real CIFAR-10 images (the batch moves these numbers too).
+#   The `cpu` size (the same depths at half the width, 3 inits) printed 1,227 for plain-56
+#   against 5.2 for residual-56 on its first batch of real images (the course's JPEG copy).
 # - With shortcuts (solid) the curves are much flatter: each block adds its own small
 #   contribution to a signal the shortcuts carry through unchanged, in both directions.
 # - The printed ratios say the same in one number per network (the first conv's gradient
@@ -414,6 +440,8 @@ for name, net in nets.items():
     histories[name] = fit(net, train_loader, val_loader, epochs=EPOCHS, lr=LR, seed=0, name=name)
 assert all(history.eval_split == "validation" for history in histories.values())
 print(f"this cell: {sum(ledger.pflops[name] for name in nets):.4f} PFLOPs")
+for name, history in histories.items():  # tabled by tools/run_lectures.py
+    settings.key_number(f"{name} final training loss", round(history.final["train_loss"], 3))
 
 
 # %%
@@ -449,16 +477,21 @@ fig.tight_layout()
 
 # %% [markdown]
 # **What to notice**
-# - Compare the two dashed lines: on CIFAR-10 in full mode the deeper plain network ends
-#   with a *higher* training loss than the shallower plain one. More layers made the
-#   network worse at fitting its own training data: the degradation problem.
-# - Compare the solid lines: with shortcuts the deeper network fits at least as well as
-#   the shallower one, for the price of two small projection shortcuts.
+# - Compare the two dashed lines. Expected at full size (source: He et al. 2016, Fig. 1
+#   and 6, plain-20 against plain-56 on CIFAR-10, trained for more than 160 epochs; nobody
+#   has run this lecture's 10 epochs on a GPU yet): the deeper plain network ends with a
+#   *higher* training loss than the shallower plain one. More layers make the network
+#   worse at fitting its own training data: the degradation problem.
+# - Compare the solid lines. Expected at full size (source: He et al. 2016, Fig. 6):
+#   with shortcuts the deeper network fits at least as well as the shallower one, for the
+#   price of two small projection shortcuts.
+# - The `cpu` size trains the same depths at half the width for about 300 steps: what its
+#   curves show has not been measured yet, so read them against the two points above.
 # - In smoke mode (a few dozen steps on the stand-in data) the curves are short and noisy:
 #   plain-20 even ends below plain-8 (1.872 against 2.187), and seed 1 instead of 0 moves
 #   residual-8's final training loss from 1.805 to 1.560 (`SEED = 1` in section 6), two
-#   thirds of the gap between plain-8 and residual-8. Trust the full-mode run for the
-#   conclusion.
+#   thirds of the gap between plain-8 and residual-8. Smoke mode cannot show the
+#   degradation problem; He et al.'s runs are the evidence for it.
 
 # %% [markdown]
 # ## 3. When the shape changes: projection shortcuts
@@ -517,7 +550,7 @@ assert isinstance(models.shortcut(32, 32, stride=1), nn.Identity)  # same shape:
 # measured (FLOPs on an 8x8 input, as deep in a network):
 
 # %%
-SIZE = 8  # height and width of the input
+SIDE = 8  # height and width of the input
 blocks = {  # name: (block, channels in and out)
     "basic, 64 ch": (models.BasicBlock(64, 64), 64),
     "bottleneck, 256 ch": (models.Bottleneck(256, 64), 256),  # m = 64, 4 * 64 = 256 out
@@ -537,11 +570,11 @@ bn_weights = {
 }
 cost = {}
 for name, (block, channels) in blocks.items():
-    shape = (1, channels, SIZE, SIZE)
+    shape = (1, channels, SIDE, SIDE)
     count, forward_flops = params.count_parameters(block), params.flops(block, shape)
     assert count == conv_weights[name] + bn_weights[name], f"{name}: {count:,} parameters"
     # every conv weight is used once per output pixel: 2 FLOPs (a multiply-add) each time
-    assert forward_flops == 2 * conv_weights[name] * SIZE * SIZE, f"{name}: {forward_flops:,}"
+    assert forward_flops == 2 * conv_weights[name] * SIDE * SIDE, f"{name}: {forward_flops:,}"
     assert block(torch.randn(shape)).shape == shape
     cost[name] = (count, forward_flops)
     print(f"{name:19s} {count:>9,} parameters {forward_flops / 1e6:6.1f} MFLOPs per image")
@@ -553,7 +586,7 @@ COLORS_BLOCK = {"basic": "tab:blue", "bottleneck": "tab:green"}  # one colour pe
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
 for ax, index, label, scale in [
     (axes[0], 0, "Parameters", 1),
-    (axes[1], 1, f"Forward MFLOPs per image ({SIZE}x{SIZE} input)", 1e6),
+    (axes[1], 1, f"Forward MFLOPs per image ({SIDE}x{SIDE} input)", 1e6),
 ]:
     colors = [COLORS_BLOCK[name.split(",")[0]] for name in cost]
     bars = ax.bar(list(cost), [cost[name][index] / scale for name in cost], color=colors)
@@ -734,20 +767,30 @@ else:
 total = ledger.total
 for name, pflops in ledger.pflops.items():
     print(f"{name:14s} {pflops:8.4f} PFLOPs")
-print(f"{'total':14s} {total:8.4f} PFLOPs of training ({'smoke' if SMOKE else 'full'} mode)")
-if not SMOKE:
-    assert total <= 15, f"this lecture trains {total:.1f} PFLOPs, over its 15 PFLOPs budget"
+print(f"{'total':14s} {total:8.4f} PFLOPs of training (size {SIZE})")
+print(settings.estimate(total))
+assert PLANNED_PFLOPS / 1.5 <= total <= 1.5 * PLANNED_PFLOPS, (
+    f"this lecture trained {total:.3g} PFLOPs but planned {PLANNED_PFLOPS:.3g}: if you changed "
+    "the parameters cell, set PLANNED_PFLOPS there to the new total"
+)
+assert total <= 15, f"this lecture trains {total:.1f} PFLOPs, over its 15 PFLOPs budget"
+settings.key_number("training PFLOPs", round(total, 4))
 
 # %% [markdown]
 # ## Try it
 #
-# 1. **Parameters cell**: set `DEPTHS = (20, 110)` (full mode; about 1.7 PFLOPs in all,
-#    still well within the budget). Does the plain 110-layer network train at all? In
+# 1. **Parameters cell**: in its `full` branch set `DEPTHS = (20, 110)` (about 1.7 PFLOPs
+#    in all, still well within the budget; set `PLANNED_PFLOPS` to match, or the check at
+#    the end stops you). Does the plain 110-layer network train at all? In
 #    smoke mode (set it in the smoke branch; about three more minutes on a CPU) it does not:
 #    its training loss stays at ln 10 = 2.30, chance for 10 classes, for all 3 epochs, and
 #    the gradient cell prints a first/last conv ratio of about two million (stand-in
 #    data). Residual-110 gets only a little below chance in those 48 steps, after its loss
-#    first jumps up; whether it then beats residual-20 only the full-mode run can show.
+#    first jumps up. Expected at full size (source: He et al. 2016, section 4.2, our
+#    reasoning for the rest): their ResNet-110 needed a warm-up at a learning rate of 0.01
+#    before it converged, and after 64k iterations it beat ResNet-20 (6.43% test error,
+#    best of 5 runs, against 8.75%); whether residual-110 beats residual-20 within this
+#    lecture's 10 one-cycle epochs nobody has run yet.
 # 2. **Edit-the-block cell**: delete `+ self.shortcut(x)` from `MyBlock.forward` and the
 #    line that builds `self.shortcut`. Your block is now `PlainBlock`, built from the same
 #    seed and trained on the same batches: the numbers printed for `MyBlock` equal those of
@@ -776,9 +819,9 @@ if not SMOKE:
 #    `layer.weight.norm()`, the relative step SGD takes in that layer, and compare plain and
 #    residual again. Every ratio about doubles and the contrast stays: in smoke mode the
 #    printed ratios become 10.3 for plain-20 and 3.3 for residual-20 (5.1 and 1.6 before;
-#    stand-in data); at full size we measured 530 for plain-56 and 7.6 for residual-56 on
-#    the stand-in data, and 960 to 1,290 against 5.8 to 9.4 on three batches of real
-#    CIFAR-10.
+#    stand-in data). Measured at full size (at initialisation, on a CPU): 530 for plain-56
+#    and 7.6 for residual-56 on the stand-in data, and 960 to 1,290 against 5.8 to 9.4 on
+#    three batches of real CIFAR-10.
 #
 # ## Summary
 #
@@ -786,8 +829,10 @@ if not SMOKE:
 #   input, and the identity is the easy default.
 # - When a block changes the shape, the shortcut becomes a 1x1 convolution with the same
 #   stride (a projection) or a zero-padded subsample; both are cheap.
-# - Without shortcuts, deeper is not better: the deeper plain network trains worse, and
-#   its gradients vary much more from layer to layer. With shortcuts, depth pays off.
+# - Without shortcuts, deeper is not better. The deeper plain network's gradients vary much
+#   more from layer to layer (measured here, at initialisation). Expected at full size
+#   (source: He et al. 2016, Fig. 1 and 6): the deeper plain network ends with a higher
+#   training loss than the shallower one, while with shortcuts depth pays off.
 # - The bottleneck block replaces the basic block's two 3x3 convs by 1x1-3x3-1x1, with the
 #   3x3 on a quarter of the channels: on 256 channels it costs about what a basic block
 #   costs on 64, and 17 times less than a basic block on 256. The reports' variants
