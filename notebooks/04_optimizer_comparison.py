@@ -1225,6 +1225,7 @@ for name in MY_OPTIMIZERS:
 # %%
 total = ledger.total
 print(f"{len(ledger.pflops)} training runs at size {SIZE!r}, {settings.estimate(total)}")
+settings.key_number("training PFLOPs", f"{total:.3g}")
 assert total <= 15, f"this lecture trains {total:.1f} PFLOPs, over its 15 PFLOP budget"
 assert PLANNED_PFLOPS / 1.5 <= total <= 1.5 * PLANNED_PFLOPS, (
     f"{total:.3g} PFLOPs trained at size {SIZE!r}, {PLANNED_PFLOPS:g} planned: after "
