@@ -65,7 +65,7 @@ from matplotlib.ticker import MaxNLocator
 from torch import nn
 from tqdm.auto import tqdm
 
-from course_utils import params, plots
+from course_utils import data, params, plots
 from course_utils.data import cifar10
 from course_utils.loader import DeviceLoader
 from course_utils.models import ResNet
@@ -83,15 +83,26 @@ device = settings.get_device()
 # %% [markdown]
 # ## Parameters
 #
-# Every size, epoch count and learning rate of this lecture. Full mode trains a ResNet-20
-# (the ResNet paper's CIFAR network, three stages of three basic blocks, 16-32-64 channels)
-# about 60 times, so each run is short: a few epochs on 45,000 training images. Smoke mode
-# (CI) shrinks the network, the data and the sweep to a few steps per run.
+# Every size, epoch count and learning rate of this lecture, at three sizes. The full size
+# (a GPU) trains a ResNet-20 (the ResNet paper's CIFAR network, three stages of three basic
+# blocks, 16-32-64 channels) about 60 times, so each run is short: a few epochs on 45,000
+# training images. The cpu size (real CIFAR-10 on a laptop's CPU) races fewer optimizers on
+# a smaller network and a few thousand images, in minutes. The smoke size (CI) shrinks the
+# network, the data and the sweep to a few steps per run.
 
 # %%
-from course_utils.settings import SMOKE
+SIZE = settings.SIZE  # "full" (a GPU), "cpu" (real CIFAR-10 on a laptop's CPU, minutes)
+#                       or "smoke" (CI); set it here to choose
+print(
+    f"size {SIZE!r}: "
+    + {
+        "full": "ResNet-20, nine optimizers on 45,000 CIFAR-10 images (a GPU)",
+        "cpu": "a small ResNet, three optimizers on 3,200 CIFAR-10 images (minutes on a CPU)",
+        "smoke": "a tiny network on a few hundred stand-in images (CI: tests the code only)",
+    }[SIZE]
+)
 
-if SMOKE:  # CI on a CPU: a tiny network, a few hundred images, a few steps per run
+if SIZE == "smoke":  # CI on a CPU: a tiny network, a few hundred images, a few steps per run
     TRAIN_IMAGES, TEST_IMAGES = 400, 200
     VALIDATION_FRACTION = 0.2  # of the training images, held out to choose learning rates
     BLOCKS, WIDTHS = [1, 1, 1], (8, 16, 32)
@@ -101,7 +112,24 @@ if SMOKE:  # CI on a CPU: a tiny network, a few hundred images, a few steps per 
     EDGE_EXTENSIONS = 1  # extra rates beyond the grid's edge, per optimizer (section 3)
     BATCH_SIZES = [16, 32, 64]
     PLATEAU_PATIENCE = 1
-else:  # full mode: ResNet-20 on CIFAR-10
+    RACED = ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam", "adamw"]
+elif SIZE == "cpu":  # real CIFAR-10 on a laptop's CPU, a subset of the full race
+    # Provisional, sized by compute; issue 28 measures it. Left out against the full size:
+    # six of the nine optimizers (sgd, momentum, adagrad, rmsprop, adamw and rout's
+    # lookahead; kept: nesterov for sections 4-5, adam, and sudrik's winner adadelta), the
+    # sweep's 1e-4 (reached only as an edge extension), one edge extension per optimizer
+    # instead of two, and batch sizes 8, 32, 128 and 512. About 27 runs of 0.00096 PFLOPs.
+    TRAIN_IMAGES, TEST_IMAGES = 4_000, 2_000
+    VALIDATION_FRACTION = 0.2  # 3,200 images to train on, 800 to choose with
+    BLOCKS, WIDTHS = [1, 1, 1], (16, 32, 64)  # ResNet-8: 25 MFLOPs per image forward
+    EPOCHS = 4  # the step schedule cuts the rate at epochs 2 and 3
+    BATCH_SIZE = 64
+    SWEEP_RATES = [1e-3, 1e-2, 1e-1, 1.0]
+    EDGE_EXTENSIONS = 1
+    BATCH_SIZES = [16, 64, 256]
+    PLATEAU_PATIENCE = 1
+    RACED = ["nesterov", "adadelta", "adam"]
+else:  # full: ResNet-20 on CIFAR-10
     TRAIN_IMAGES, TEST_IMAGES = 50_000, 10_000
     VALIDATION_FRACTION = 0.1  # 45,000 images to train on, 5,000 to choose with
     BLOCKS, WIDTHS = [3, 3, 3], (16, 32, 64)
@@ -111,28 +139,31 @@ else:  # full mode: ResNet-20 on CIFAR-10
     EDGE_EXTENSIONS = 2
     BATCH_SIZES = [8, 16, 32, 64, 128, 256, 512]  # sudrik's table is 8 to 128
     PLATEAU_PATIENCE = 2  # pillai used 10, over 50 to 300 epochs
+    RACED = ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam", "adamw"]
 SEED = 0
 SUDRIK_LR = 0.1  # the one learning rate of sudrik's optimizer study
 WEIGHT_DECAY = 5e-4  # the same for every optimizer
-RACE = {  # the optimizers raced in sections 2 and 3: name -> TrainConfig fields for fit()
-    name: {"optimizer": name}
-    for name in ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam", "adamw")
-}
-RACE["lookahead"] = {"optimizer": "momentum", "lookahead": {"k": 5, "alpha": 0.5}}  # rout
+RACE = {name: {"optimizer": name} for name in RACED}  # raced in sections 2 and 3: fit() fields
+if SIZE != "cpu":
+    RACE["lookahead"] = {"optimizer": "momentum", "lookahead": {"k": 5, "alpha": 0.5}}  # rout
 OPTIMIZER_NAMES = list(RACE)
 SCHEDULE_NAMES = ["constant", "step", "cosine", "onecycle", "plateau"]
 WANG = {"lr": 0.01, "weight_decay": 1e-6, "clip_value": 0.1}  # Adam, one-cycle, clipping
-STEPS_2D = 100  # optimizer steps on the 2-D loss (both modes: it costs nothing)
+STEPS_2D = 100  # optimizer steps on the 2-D loss (every size: it costs nothing)
 KAPPA, ANGLE = 25.0, 30.0  # the 2-D valley: curvature ratio, and its tilt in degrees
 RATES_2D = [10 ** (k / 4) for k in range(-12, 13)]  # 1e-3 ... 1e3, four per decade
 WINDOW_2D = 4.5  # the 2-D plots show |w1|, |w2| <= 4.5; a rate whose path leaves them is out
-# Full mode trains 63 runs, about 5.5 PFLOPs in all (printed at the end), plus one run of
-# 0.088 PFLOPs per edge extension (section 3). Estimate, not a measurement: ResNet-20 keeps
-# an A100 at roughly 5-10 TFLOP/s, so 10-20 minutes, plus about 5 minutes for batch sizes 8
-# and 16, which are slow by nature (section 5): 20-30 minutes.
+# Planned training compute, from the lecture's ledger (printed at the end). Full: 63 runs,
+# about 5.6 PFLOPs, plus 0.088 per edge extension (section 3); batch sizes 8 and 16 take
+# longer than their PFLOPs suggest (section 5). Cpu: 25 to 29 runs, the number of edge
+# extensions depends on the results. Smoke: 39 runs (with two rates every best rate is at
+# an edge, so every optimizer gets its extension).
+PLANNED_PFLOPS = {"smoke": 4.9e-4, "cpu": 0.026, "full": 5.8}[SIZE]
+settings.warn_if_long(PLANNED_PFLOPS, device)
 assert SUDRIK_LR in SWEEP_RATES, "the sweep must include sudrik's rate, section 2 reuses it"
 assert all(fields["optimizer"] in OPTIMIZERS for fields in RACE.values())
 assert all(name in SCHEDULES for name in SCHEDULE_NAMES)
+assert {"nesterov", "adadelta", "adam"} <= set(RACE), "sections 2 to 5 name them"
 
 # %% [markdown]
 # ## 1. Update rules on a 2-D loss
@@ -404,6 +435,7 @@ test_loader = DeviceLoader(test_data, batch_size=500, train=False, device=device
 SOURCE = train_data.source  # "cifar10" or "synthetic": figure titles say which
 NOTE = plots.source_note(SOURCE)  # "synthetic stand-in data", or None
 print(train_data, val_data, test_data, sep="\n")
+data.note_if_standin(train_data, SIZE)
 assert len(train_data) + len(val_data) == len(full_train)
 assert val_loader.split == "validation" and test_loader.split == "test"
 
@@ -485,15 +517,16 @@ def train_run(
 # them `sgd`, `sgdn`, `adam`, `adagrad` and `adadelta`; their `sgd` is SGD with momentum 0.9
 # and weight decay 5e-4, the course's `momentum` (`sgdn` is `nesterov`), and every one of
 # the five has weight decay 5e-4. We run the same protocol on our network with every
-# optimizer of section 1 plus `rout`'s Lookahead: one learning rate (`SUDRIK_LR`), constant,
-# the same weight decay (5e-4), data order and initial weights for all. The cell prints the
-# training compute of each run.
+# optimizer of section 1 plus `rout`'s Lookahead (the cpu size races three of them:
+# `nesterov`, `adadelta` and `adam`): one learning rate (`SUDRIK_LR`), constant, the same
+# weight decay (5e-4), data order and initial weights for all. The cell prints the training
+# compute of each run.
 #
 # These runs are also the `lr = 0.1` column of the sweep in section 3, which reuses them.
 
 # %%
 COLORS = dict(zip(OPTIMIZER_NAMES, sns.color_palette("tab10", len(OPTIMIZER_NAMES)), strict=True))
-# Full mode: 9 runs, about 0.8 PFLOPs; roughly 2-4 minutes on an A100 (estimate).
+# Full size: 9 runs, about 0.8 PFLOPs (cpu: 3 runs, 0.003); the compute bill at the end.
 sweep: dict[tuple[str, float], Run] = {}  # (optimizer, learning rate) -> Run
 before = ledger.total
 for name in tqdm(OPTIMIZER_NAMES, desc=f"lr {SUDRIK_LR}"):
@@ -573,9 +606,9 @@ fig = plot_runs(at_sudrik_lr, f"Every optimizer at learning rate {SUDRIK_LR} (su
 # that the best lies there *or beyond*. So the sweep flags every such edge and tries the
 # rate a factor of 10 further out, up to `EDGE_EXTENSIONS` times per optimizer, until the
 # best rate has a worse neighbour on both sides. The cell runs the rates not already run in
-# section 2 and prints its training compute. In full mode that is 36 runs, 3.2 PFLOPs
-# (0.088 PFLOPs each, the ledger's count), roughly 8-15 minutes on an A100 (an estimate, not
-# a measurement), plus one run per edge extension.
+# section 2 and prints its training compute. At full size that is 36 runs, 3.2 PFLOPs
+# (0.088 PFLOPs each, the ledger's count), plus one run per edge extension; at cpu size 9
+# runs of 0.00096 PFLOPs. The compute bill at the end turns PFLOPs into minutes.
 
 # %%
 todo = [(name, lr) for name in OPTIMIZER_NAMES for lr in SWEEP_RATES if (name, lr) not in sweep]
@@ -706,17 +739,17 @@ print(
 #
 # Every optimizer ran once, with one seed, and its accuracy is counted on a finite set of
 # images. An accuracy $p$ measured on $n$ images has a standard error of about
-# $\sqrt{p(1-p)/n}$: for $p = 0.9$ on the full-mode validation split of 5,000 images that is
+# $\sqrt{p(1-p)/n}$: for $p = 0.9$ on the full-size validation split of 5,000 images that is
 # $\sqrt{0.9 \cdot 0.1 / 5000} \approx 0.42$ points (0.3 on the 10,000 test images). The
 # difference of two such numbers has a standard error $\sqrt 2$ times larger, about 0.6
 # points, and another seed (other initial weights, another data order) moves the result of
 # training itself as well. So the ranking among the leaders, often a point or less apart,
 # is within noise unless the race is rerun with 2-3 seeds.
 #
-# That costs runs: in full mode each run is 0.088 PFLOPs, so two more seeds for every
-# optimizer at its best rate are 18 runs, 1.6 PFLOPs (roughly 4-8 minutes on an A100, an
-# estimate); two more seeds for the whole sweep are about 90 runs, 7.9 PFLOPs (20-40 minutes,
-# estimated), which would take this lecture to about 13.5 of its 15 PFLOPs. The cell below
+# That costs runs: at full size each run is 0.088 PFLOPs, so two more seeds for every
+# optimizer at its best rate are 18 runs, 1.6 PFLOPs; two more seeds for the whole sweep are
+# about 90 runs, 7.9 PFLOPs, which would take this lecture to about 13.5 of its 15 PFLOPs
+# (`settings.estimate(7.9)` says how long that is on an A100, a T4 or a CPU). The cell below
 # prints the standard errors of the three leaders (on validation) and, when `EXTRA_SEEDS`
 # lists seeds, reruns them at their best rates with those seeds.
 
@@ -755,27 +788,34 @@ fig = plot_runs(at_best_lr, "Every optimizer at its own best learning rate (chos
 
 # %% [markdown]
 # **What to notice**
-# - The sensitivity curves are roughly shifted copies of each other: each optimizer has a
-#   window of good rates a factor of 10 to 100 wide, in its own place. On CIFAR-10 Adam, AdamW
-#   and RMSprop usually do best near 1e-3, SGD with momentum near 0.1, plain SGD (no momentum,
-#   so ten times smaller steps at the same rate) and Adadelta at 1 or above, which is why the
-#   sweep checks its edges: read the printed flags and the full-mode curves for where they
-#   land. The peak heights are much closer to each other than the values at any single rate.
+# - Expected at full size (source: Adam's default rate 1e-3 in Kingma and Ba, 2015; the
+#   ResNet paper's 0.1 for SGD with momentum, He et al., 2016; our reasoning from section 1's
+#   step sizes for plain SGD and Adadelta): the sensitivity curves are roughly shifted copies
+#   of each other, each optimizer with a window of good rates a factor of 10 to 100 wide, in
+#   its own place. Adam, AdamW and RMSprop do best near 1e-3, SGD with momentum near 0.1,
+#   plain SGD (no momentum, so ten times smaller steps at the same rate) and Adadelta at 1 or
+#   above, which is why the sweep checks its edges; the peak heights are much closer to each
+#   other than the values at any single rate. At the size you ran, read the printed best
+#   rates and edge flags to see where they landed.
 # - The race is fair in learning rate only, not in weight decay. AdamW's decay is multiplied
 #   by the rate: at 1e-3 our decay of 5e-4 shrinks the weights by 5e-7 per step, almost
 #   nothing, so here AdamW is nearly Adam *without* weight decay. The race's `adam` instead
 #   adds $5\cdot10^{-4}\,w$ to the gradient before the division (coupled L2), which is a
 #   different, per-weight-rescaled regularisation. AdamW is usually run with a decay near
 #   0.05; a fair comparison of the two sweeps each one's decay too.
-# - Compare the two printed rankings: at one shared rate the race mostly sorts optimizers
-#   by how well 0.1 happens to suit them. Once each is tuned, the spread between best and
-#   worst shrinks, and the order among the leaders is within the noise of one seed (above).
-#   This is how `sudrik`'s conclusion ("Adadelta converged fastest") should be read: fastest
-#   *at 0.1*.
+# - Compare the two printed rankings and spreads. Expected at full size (source: our
+#   reasoning from section 1's step sizes and the standard errors above; no GPU has run this
+#   race yet): at one shared rate the race mostly sorts optimizers by how well 0.1 happens to
+#   suit them; once each is tuned, the spread between best and worst shrinks, and the order
+#   among the leaders is within the noise of one seed. Either way `sudrik`'s conclusion
+#   ("Adadelta converged fastest") holds only *at 0.1*: their race tuned no rate.
 # - A sweep costs `len(SWEEP_RATES)` runs per optimizer. With a budget for ~10 runs,
 #   sweeping one good optimizer beats trying ten optimizers at one rate.
 # - In smoke mode the "sweep" has two rates and a few steps on stand-in data: the curves
-#   exist to test the code; read the full-mode run for conclusions.
+#   exist to test the code. The cpu size sweeps three optimizers for 4 epochs of a small
+#   network on 3,200 real images: enough to see the windows move from one optimizer to the
+#   next, not to rank optimizers within a few points (its validation split of 800 images has
+#   a standard error near 1.7 points).
 
 # %% [markdown]
 # ## 4. Learning-rate schedules and gradient clipping
@@ -833,7 +873,7 @@ assert np.all(np.diff(previews["step"]) <= 0) and previews["step"][-1] <= 0.1
 # their 80/20 split; with our few epochs its patience is `PLATEAU_PATIENCE`, not 10.
 
 # %%
-# Full mode: 4 runs, about 0.35 PFLOPs; roughly 1-2 minutes on an A100 (estimate).
+# Full size: 4 runs, about 0.35 PFLOPs (cpu: 0.004); the compute bill at the end.
 SCHEDULE_OPTIMIZER = "nesterov"
 peak_lr = best_lr[SCHEDULE_OPTIMIZER]
 scheduled = {}
@@ -878,11 +918,16 @@ fig.tight_layout()
 
 # %% [markdown]
 # **What to notice**
-# - In full mode, every schedule that ends with a small rate (step, cosine, one-cycle) shows a
-#   drop in training loss and a jump in accuracy when the rate falls: the large rate explores, the
-#   small rate settles into the minimum it found. The constant rate never settles.
+# - Expected at full size (source: the step schedule's curves in He et al., 2016, Fig. 6,
+#   CIFAR-10; our reasoning for the smooth ones): the step schedule shows a drop in training
+#   loss and a jump in accuracy in the epoch after each cut (at 50% and 75% of the epochs).
+#   Cosine and one-cycle lower the rate smoothly, so their curves bend smoothly too, with no
+#   jump, and all three end below the constant rate's loss: the large rate explores, the
+#   small rate settles into the minimum it found. The constant rate never settles. At the
+#   size you ran, look for the step schedule's drop in the middle panel.
 # - One-cycle also starts small (a warm-up), which lets it use a high peak without the
-#   early instability; at a budget of a few epochs it is usually at or near the top.
+#   early instability. Expected at full size (source: Smith and Topin, 2019, on training in
+#   few epochs with one-cycle): at a budget of a few epochs it is at or near the top.
 # - The plateau schedule waits to be told: it only lowers the rate after the validation
 #   accuracy stalls, so on a short budget it behaves much like the constant rate (until its
 #   first cut, its curves lie exactly on the constant run's: same seed, same steps).
@@ -919,7 +964,7 @@ assert abs(total_norm - grads.clamp(-WANG["clip_value"], WANG["clip_value"]).nor
 # typical one. Now `wang`'s recipe on our network, with and without the clipping:
 
 # %%
-# Full mode: 2 runs, about 0.18 PFLOPs; under a minute on an A100 (estimate).
+# Full size: 2 runs, about 0.18 PFLOPs (cpu: 0.002); the compute bill at the end.
 clipping = {}
 before = ledger.total
 for name, clip in tqdm([("no clipping", None), ("clip value 0.1", WANG["clip_value"])]):
@@ -994,8 +1039,9 @@ assert all(best >= final for best, final, _ in SUDRIK_BATCH.values())  # best-of
 # This section reports each run's final-epoch test accuracy: nothing is chosen on it.
 
 # %%
-# Full mode: 7 runs, about 0.6 PFLOPs; roughly 6-10 minutes on an A100 (estimate): batch 8
-# takes 5,625 steps per epoch, and a small step costs nearly as much time as a large one.
+# Full size: 7 runs, about 0.6 PFLOPs (cpu: 3 runs, 0.003). On a GPU batch 8 takes longer
+# than its PFLOPs say: 5,625 steps per epoch, and a small step costs nearly as much time as
+# a large one.
 BATCH_OPTIMIZER = "nesterov"
 reference_lr = best_lr[BATCH_OPTIMIZER]  # the sweep's choice at batch size BATCH_SIZE
 batch_runs = {}
@@ -1078,12 +1124,14 @@ fig.tight_layout()
 
 # %% [markdown]
 # **What to notice**
-# - On a GPU (full mode), expect throughput to rise steeply with the batch size and then
-#   flatten: small batches leave the accelerator idle between tiny steps (each step has a
-#   fixed overhead of kernel launches and Python), large ones fill it. Smoke mode's CPU
-#   numbers over three tiny runs are mostly noise. `sudrik`'s own numbers show that curve:
+# - Expected at full size (source: our reasoning; `sudrik`'s own timings show the same
+#   curve): on a GPU throughput rises steeply with the batch size and then flattens, as
+#   small batches leave the accelerator idle between tiny steps (each step has a fixed
+#   overhead of kernel launches and Python) and large ones fill it. `sudrik`'s numbers:
 #   batch 8 at about 640 images/s, batch 128 at about 2,150 (their seconds per epoch include
-#   the pass over the 10,000 test images, so their training alone was somewhat faster).
+#   the pass over the 10,000 test images, so their training alone was somewhat faster). On a
+#   CPU (the smoke and cpu sizes) the curve says little about a GPU: a CPU is kept busy by
+#   small batches too, and smoke's three tiny runs are mostly noise.
 # - With the learning rate scaled, accuracy after a fixed number of epochs changes much less
 #   across batch sizes than the speed does. `sudrik` kept lr 0.1 for every batch size, so
 #   their larger batches took fewer steps per epoch at the same rate, and one would expect
@@ -1098,10 +1146,11 @@ fig.tight_layout()
 #   often generalise well. `sudrik`'s numbers do not settle it: batch 8 leads only in the
 #   best-epoch column (85.30%; its final epoch is 84.04%). Very large batches need the
 #   warm-up to start at a high rate.
-# - Against wall-clock time (the last figure), in full mode on a GPU expect the large batches
-#   to reach a given accuracy first: with the course's loader a batch of 512 costs little more
-#   time than a small one. `sudrik`'s choice of 64 was
-#   a compromise for their hardware and their fixed rate, made on test-set numbers.
+# - Against wall-clock time (the last figure). Expected at full size (source: our reasoning
+#   from the throughput above): on a GPU the large batches reach a given accuracy first, as
+#   with the course's loader a batch of 512 costs little more time than a small one.
+#   `sudrik`'s choice of 64 was a compromise for their hardware and their fixed rate, made
+#   on test-set numbers.
 
 # %% [markdown]
 # ## 6. Your turn: add an optimizer
@@ -1113,8 +1162,9 @@ fig.tight_layout()
 # decay (`WEIGHT_DECAY`, 5e-4); a function builds the whole optimizer, so it must pass the
 # weight decay itself, or its runs race without any. Each entry gets the same sweep over
 # `SWEEP_RATES` as the others, edges extended as in section 3, and the next cell draws it
-# over their sensitivity curves. In full mode that is 5 runs, 0.44 PFLOPs per optimizer you
-# add, plus its edge extensions (roughly 1-2 minutes on an A100, an estimate).
+# over their sensitivity curves. At full size that is 5 runs, 0.44 PFLOPs per optimizer you
+# add, plus its edge extensions (at cpu size 4 runs, 0.004 PFLOPs); the compute bill at the
+# end turns PFLOPs into minutes.
 
 # %%
 # ========== EDIT THIS CELL: optimizers to add to the race ==========
@@ -1169,13 +1219,18 @@ for name in MY_OPTIMIZERS:
 # ## What this lecture cost
 #
 # Every run above counted its training compute (3 x forward FLOPs x training images seen).
-# Full mode must stay within the course's 15 PFLOPs per lecture.
+# The full size must stay within the course's 15 PFLOPs per lecture, and every size within
+# a factor 1.5 of the plan in the parameters cell.
 
 # %%
 total = ledger.total
-print(f"{len(ledger.pflops)} training runs, {total:.3g} PFLOPs of training in total")
-if not SMOKE:
-    assert total <= 15, f"this lecture trains {total:.1f} PFLOPs, over its 15 PFLOP budget"
+print(f"{len(ledger.pflops)} training runs at size {SIZE!r}, {settings.estimate(total)}")
+settings.key_number("training PFLOPs", f"{total:.3g}")
+assert total <= 15, f"this lecture trains {total:.1f} PFLOPs, over its 15 PFLOP budget"
+assert PLANNED_PFLOPS / 1.5 <= total <= 1.5 * PLANNED_PFLOPS, (
+    f"{total:.3g} PFLOPs trained at size {SIZE!r}, {PLANNED_PFLOPS:g} planned: after "
+    "changing sizes or runs (a Try it), update PLANNED_PFLOPS in the parameters cell"
+)
 
 # %% [markdown]
 # ## Try it
@@ -1195,19 +1250,22 @@ if not SMOKE:
 #    `"radam": torch.optim.RAdam` or uncomment the momentum-0.99 entry, and rerun that cell
 #    and the next. Where does its window of good rates sit? The printout flags a best rate at
 #    the edge of the grid, which the sweep then extends. In smoke mode this only shows that
-#    the code runs; in full mode expect RAdam's window near Adam's, and momentum 0.99's about
-#    a factor of 10 below momentum 0.9's (its steady steps add up $1/(1-\mu) = 100$ gradients
-#    instead of 10).
+#    the code runs. Expected at full size (source: our reasoning; RAdam is Adam with a
+#    rectified warm-up, Liu et al., 2020): RAdam's window near Adam's, and momentum 0.99's
+#    about a factor of 10 below momentum 0.9's (its steady steps add up $1/(1-\mu) = 100$
+#    gradients instead of 10).
 # 3. **A finer sweep.** In the parameters cell, add the half-decades to `SWEEP_RATES` in the
-#    branch of the mode you run (e.g. `3e-4`, `3e-3`, `0.03`, `0.3`), rerun that cell and
-#    sections 2 and 3. In full mode that is 36 more runs, +3.2 PFLOPs (the
-#    ledger's count, 0.088 a run), and roughly another 8-15 minutes on an A100 (an estimate).
-#    Does the ranking at each best rate hold? In smoke mode adding only `0.03` reorders it
-#    completely, because the leaders there are within one standard error of each other; in
-#    full mode compare the changes with the standard errors of section 3.
+#    branch of the size you run (e.g. `3e-4`, `3e-3`, `0.03`, `0.3`), rerun that cell and
+#    sections 2 and 3. With the `full` branch of the parameters cell that is 36 more runs,
+#    +3.2 PFLOPs (the ledger's count, 0.088 a run), with the `cpu` branch 12 more runs, +0.012
+#    PFLOPs; the compute bill at the end turns them into minutes. Does the ranking at each
+#    best rate hold? In smoke mode adding only `0.03` reorders it completely, because the
+#    leaders there are within one standard error of each other; at the larger sizes compare
+#    the changes with the standard errors of section 3.
 # 4. **Warm-up matters.** In section 5, replace `schedule="onecycle"` by
-#    `schedule="constant"`: at batch 512 the scaled rate now starts at full size. What happens
-#    to the largest batches? (Full mode only: smoke mode's batches stop at 64.)
+#    `schedule="constant"`: at batch 512 the scaled rate now starts at its peak. What happens
+#    to the largest batches? (Only the `full` branch of the parameters cell reaches 512: the
+#    cpu size stops at 256, smoke at 64.)
 # 5. **Like pillai.** In section 4's training cell set `SCHEDULE_OPTIMIZER = "adadelta"` and
 #    `peak_lr = 1e-4` (`pillai`'s rate) and rerun it and the plot. How far does Adadelta get
 #    at that rate in `EPOCHS` epochs, with any schedule? Its first steps are about 3e-7 per
@@ -1215,9 +1273,10 @@ if not SMOKE:
 #    and all five schedules draw the same curves, as there is no progress for them to shape.
 # 6. **More seeds.** In the cell under *How sure is this ranking?* set `EXTRA_SEEDS = [1, 2]`
 #    and rerun it: the three leaders train twice more, with other initial weights and data
-#    order (full mode: 6 runs, 0.53 PFLOPs). In smoke mode their accuracies move by several
-#    points from seed to seed, as much as the gaps between them. In full mode, is the spread
-#    of each leader's three numbers smaller than the gaps?
+#    order (with the `full` branch of the parameters cell: 6 runs, 0.53 PFLOPs; cpu: 0.006).
+#    In smoke mode their accuracies move by several points from seed to seed, as much as the
+#    gaps between them. At the larger sizes, is the spread of each leader's three numbers
+#    smaller than the gaps?
 
 # %% [markdown]
 # ## Summary

@@ -64,7 +64,7 @@ from matplotlib.ticker import MaxNLocator
 from torch import nn
 from torchvision.transforms import v2
 
-from course_utils import models, params, plots
+from course_utils import data, models, params, plots
 from course_utils.data import CIFAR10_MEAN, CIFAR10_STD, cifar10
 from course_utils.loader import DeviceLoader
 from course_utils.mixup import (
@@ -84,35 +84,58 @@ device = settings.get_device()
 # %% [markdown]
 # ## Parameters
 #
-# Every size, epoch count and mixing setting of this lecture. All runs share one model
-# shape, one data budget and one recipe (SGD with Nesterov momentum, one-cycle schedule);
-# only the regulariser changes between them.
+# Every size, epoch count and mixing setting of this lecture, at three sizes: full (a GPU,
+# the lecture as designed), cpu (real CIFAR-10 on a laptop's CPU, minutes: a small network
+# on 4,500 images, long enough to overfit them) and smoke (CI: seconds, tests the code only).
+# All runs share one model shape, one data budget and one recipe (SGD with Nesterov
+# momentum, one-cycle schedule); only the regulariser changes between them.
 
 # %%
-from course_utils.settings import SMOKE
+SIZE = settings.SIZE  # "full" (a GPU), "cpu" (real CIFAR-10 on a laptop's CPU, minutes)
+#                       or "smoke" (CI); set it here to choose
+print(
+    f"size {SIZE!r}: "
+    + {
+        "full": "a half-width ResNet-18, 50 epochs on 45,000 CIFAR-10 images (a GPU)",
+        "cpu": "a small ResNet, 40 epochs on 4,500 CIFAR-10 images (minutes on a CPU)",
+        "smoke": "a tiny network, 3 epochs on stand-in images (CI: tests the code only)",
+    }[SIZE]
+)
 
-if SMOKE:  # CI on a CPU: tiny data, a thin three-stage network, a few dozen steps per run
+if SIZE == "smoke":  # CI on a CPU: tiny data, a thin three-stage network, a few dozen steps
     TRAIN_IMAGES, TEST_IMAGES = 1_024, 500
     BLOCKS, WIDTHS = (1, 1, 1), (8, 16, 32)
     EPOCHS = 3
     BATCH_SIZE = 64
+    LR = 0.2  # peak learning rate
     SCORE_IMAGES = 512  # training images scored in section 4
-else:  # full mode: the ResNet-18 layout at half width (2.8M parameters)
+elif SIZE == "cpu":  # real CIFAR-10 on a CPU: the ResNet-18 layout, one block per stage
+    # Provisional, sized by compute; issue 28 measures it. 8.3 MFLOPs per image forward,
+    # 4,500 training images for 40 epochs: about 0.0045 PFLOPs per run, five runs. Few
+    # images and many epochs, so that the run without mixup can overfit them.
+    TRAIN_IMAGES, TEST_IMAGES = 5_000, 2_000
+    BLOCKS, WIDTHS = (1, 1, 1, 1), (8, 16, 32, 64)
+    EPOCHS = 40
+    BATCH_SIZE = 128
+    LR = 0.1  # 0.1 per 128 images
+    SCORE_IMAGES = 2_000
+else:  # full: the ResNet-18 layout at half width (2.8M parameters)
     TRAIN_IMAGES, TEST_IMAGES = 50_000, 10_000
     BLOCKS, WIDTHS = (2, 2, 2, 2), (32, 64, 128, 256)
     EPOCHS = 50
     BATCH_SIZE = 256
+    LR = 0.2  # 0.1 per 128 images, scaled to the batch of 256
     SCORE_IMAGES = 10_000
 VAL_FRACTION = 0.1  # share of the training images held out for the per-epoch curves
-LR = 0.2  # peak learning rate (full mode: 0.1 per 128 images, scaled to the batch of 256)
 ALPHA = 1.0  # lambda ~ Beta(ALPHA, ALPHA) for mixup and CutMix (Zhang et al.'s CIFAR value)
 LABEL_SMOOTHING = 0.1  # rout's value
 ALPHAS_TO_PLOT = (0.2, 0.5, 1.0, 2.0)  # Beta densities drawn in section 1
 CALIBRATION_BINS = 15  # confidence bins of the reliability diagram (as in Guo et al., 2017)
 SEED = 0
-# Full mode trains five runs of 50 epochs on 45,000 images, about 9.4 PFLOPs in total
-# (printed at the end). Estimate, not a measurement: a half-width ResNet-18 keeps an A100 at
-# very roughly 15-30 TFLOP/s with bf16, so about 1-2 minutes per run, 5-10 minutes in all.
+# Planned training compute: five runs, from the lecture's ledger (printed at the end, with
+# what it costs in minutes). Full: 50 epochs on 45,000 images, about 9.4 PFLOPs in all.
+PLANNED_PFLOPS = {"smoke": 2.7e-4, "cpu": 0.022, "full": 9.4}[SIZE]
+settings.warn_if_long(PLANNED_PFLOPS, device)
 
 # %% [markdown]
 # ## The data
@@ -136,6 +159,7 @@ CLASSES = train_data.classes
 NUM_CLASSES = len(CLASSES)
 SOURCE = train_data.source  # "cifar10" or "synthetic": plots.titled notes the stand-in
 print(train_data, val_data, test_data, sep="\n")
+data.note_if_standin(train_data, SIZE)
 assert val_loader.split == "validation" and test_loader.split == "test"
 
 ledger = params.ComputeLedger()  # training PFLOPs of every run in this lecture
@@ -364,11 +388,13 @@ fig.tight_layout()
 
 # %% [markdown]
 # **What to notice**
-# - Without mixup, over a long run, the dashed training curves pull ahead of the solid
-#   validation curves: training loss towards 0, training accuracy towards 100%. With mixup
-#   the training loss hovers above the dotted floor and the training accuracy below the
-#   dotted ceiling, while the validation curves keep up. Both limits are averages over λ
-#   draws: an epoch of few batches (smoke mode has 14) can overshoot them.
+# - Expected at full size (source: Zhang et al., 2017, and `sudrik`'s logs below): without
+#   mixup, over a long run, the dashed training curves pull ahead of the solid validation
+#   curves, training loss towards 0 and training accuracy towards 100%. With mixup the
+#   training loss hovers above the dotted floor and the training accuracy below the dotted
+#   ceiling, while the validation curves keep up. At the size you ran, read the gap off the
+#   plot. The dotted limits are averages over λ draws: an epoch of few batches (smoke mode
+#   has 14) can overshoot them.
 # - `sudrik`'s report states about 91% without and about 93% with mixup at 100 epochs.
 #   Their published logs (repository utsavoza/aperture, `out/resnet22_2_400.out` and
 #   `out/resnet22_2_400_mixup.out`: ResNet-22, Adadelta, batch 64, 400 epochs) print the
@@ -376,9 +402,10 @@ fig.tight_layout()
 #   mixup, and between epochs 95 and 105 they wander over 90.5-92.0% and 90.2-93.0%.
 #   Averaged over the last 20 of the 400 epochs they read 92.48% without and 93.43% with.
 #   The gain is about one point, and it arrives late.
-# - At the 50 epochs of full mode expect a tie or a small gain. In smoke mode (3 epochs of
-#   a tiny network on the stand-in) mixup trails, because it makes the task harder for a
-#   model that has barely started learning.
+# - Expected at full size (source: `sudrik`'s logs above; Zhang et al., 2017, report about
+#   1.4 points for a PreAct ResNet-18 after 200 epochs): at 50 epochs a tie or a small gain
+#   for mixup. In smoke mode (3 epochs of a tiny network on the stand-in) mixup trails,
+#   because it makes the task harder for a model that has barely started learning.
 
 # %% [markdown]
 # ## 4. Why training accuracy stays low under mixup (`sudrik`'s observation)
@@ -458,12 +485,13 @@ assert all(0 <= value <= 100 for run in scores.values() for value in run.values(
 
 # %% [markdown]
 # **What to notice**
-# - On clean training images a trained mixup model scores far above its mixed-batch
-#   numbers, at least as high as on the test images: it has learned its training set. The
-#   low training accuracy is a property of the *metric*, not of the model. (After the 3
-#   epochs of smoke mode the mixup model has learned little yet, and its clean, mixed and
-#   test scores are all about equal; with `EPOCHS = 100` in smoke mode its clean score
-#   reached 100% against 57% λ-weighted.)
+# - Expected at full size (source: our reasoning; `sudrik`'s log, 53% mixed training
+#   accuracy against 93% test): on clean training images a trained mixup model scores far
+#   above its mixed-batch numbers, at least as high as on the test images, as it has learned
+#   its training set. The low training accuracy is a property of the *metric*, not of the
+#   model. (After the 3 epochs of smoke mode the mixup model has learned little yet, and its
+#   clean, mixed and test scores are all about equal; with `EPOCHS = 100` in smoke mode its
+#   clean score reached 100% against 57% λ-weighted.)
 # - On mixed images *both* models score low, the model trained without mixup too: no model
 #   can name both classes of a blend with one prediction.
 # - Both mixed scores stay under their ceilings (dotted; averages over λ draws, which a
@@ -718,12 +746,15 @@ fig.tight_layout()
 #   top of a bar (the bar ends below the diagonal) mean *overconfidence*: the network is
 #   right less often than it claims. Boxes behind the top of a bar (they show at its
 #   sides) mean *underconfidence*.
-# - A network trained long on clean labels drifts to overconfidence: its training loss keeps
-#   pushing the winning probability towards 1. Mixup and label smoothing pull it back; they
-#   can overshoot into underconfidence (bars above the diagonal at high confidence), which
-#   is a calibration error too. Compare the ECE bars, not only the accuracies.
+# - Expected at full size (source: Guo et al., 2017, on overconfidence; Thulasidasan et
+#   al., 2019, for mixup; Müller et al., 2019, for label smoothing): a network trained long
+#   on clean labels drifts to overconfidence, as its training loss keeps pushing the
+#   winning probability towards 1. Mixup and label smoothing pull it back; they can
+#   overshoot into underconfidence (bars above the diagonal at high confidence), which is a
+#   calibration error too. Compare the ECE bars, not only the accuracies.
 # - In smoke mode the networks are barely trained and mostly *under*confident, so the
-#   diagrams mean little; the full-mode run shows the real effect.
+#   diagrams mean little. The cpu size trains long enough on few images to overfit them;
+#   check its diagrams against the item above.
 # - The grey bars show the share of test images in each bin. A bin with a handful of
 #   images can show a large gap that barely counts in the ECE, which weights bins by their
 #   size. ECE also depends on the number of bins (try it below).
@@ -835,9 +866,13 @@ for ax in fig.axes:
 total = ledger.total
 for name, pflops in ledger.pflops.items():
     print(f"{name:28s} {pflops:8.4f} PFLOPs")
-print(f"{'total':28s} {total:8.4f} PFLOPs of training ({'smoke' if SMOKE else 'full'} mode)")
-if not SMOKE:
-    assert total <= 15, f"this lecture trains {total:.1f} PFLOPs, over its 15 PFLOPs budget"
+print(f"total at size {SIZE!r}: {settings.estimate(total)}")
+settings.key_number("training PFLOPs", f"{total:.3g}")
+assert total <= 15, f"this lecture trains {total:.1f} PFLOPs, over its 15 PFLOPs budget"
+assert PLANNED_PFLOPS / 1.5 <= total <= 1.5 * PLANNED_PFLOPS, (
+    f"{total:.3g} PFLOPs trained at size {SIZE!r}, {PLANNED_PFLOPS:g} planned: after "
+    "changing sizes or runs (a Try it), update PLANNED_PFLOPS in the parameters cell"
+)
 
 # %% [markdown]
 # ## Try it
@@ -849,7 +884,8 @@ if not SMOKE:
 #    the cell, never by the test accuracy. In smoke mode α = 0.2 wins (about 29% against
 #    24% and 25%): mild mixing is closest to no mixing, which leads at this tiny budget.
 # 2. **Edit cell of section 9**: `MIX_FRACTION = 0.5`. Mixing stops halfway through epoch
-#    2 of 3 in smoke mode (epoch 25 of 50 in full mode). In smoke mode the dashed training
+#    2 of 3 in smoke mode (epoch 20 of 40 at cpu size, 25 of 50 with the `full` branch of the
+#    parameters cell). In smoke mode the dashed training
 #    accuracy ends about 4.5 points above the fully mixed run's (26.9% against 22.4%), but
 #    the validation accuracy does not follow: both end at 22.5%. The jump is plainer in a long
 #    run: with `EPOCHS = 100` in smoke mode and the default 0.8, the training accuracy
@@ -858,9 +894,10 @@ if not SMOKE:
 #    with the CutMix run of section 6: same settings and seed, so on a CPU every epoch's
 #    loss and accuracy agree to the last digit (on a GPU up to its non-deterministic
 #    kernels).
-# 4. **Parameters cell**: add `EPOCHS = 100` after the `if SMOKE` block and skip the
-#    label-smoothing and CutMix training cells (full mode: three runs of 100 epochs, about
-#    11.3 PFLOPs). Compare the last validation accuracies of the two runs of section 3. In
+# 4. **Parameters cell**: add `EPOCHS = 100` after the size branches and skip the
+#    label-smoothing and CutMix training cells (three runs of 100 epochs: about 11.3 PFLOPs
+#    with the `full` branch of the parameters cell, 0.034 at cpu size; the compute bill says
+#    how long). Compare the last validation accuracies of the two runs of section 3. In
 #    smoke mode (about 7 minutes on a CPU) the tiny network all but solves the stand-in:
 #    about 95% without and 99% with mixup on 102 validation images, a gap of 4 images, and
 #    99.2% and 99.4% on the test set. On CIFAR-10 do not expect the 91% to 93% of
