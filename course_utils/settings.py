@@ -55,8 +55,10 @@ SMOKE: bool = SIZE == "smoke"
 # torch.compile); the course's plain PyTorch on small CIFAR nets is assumed to reach a
 # fifth of that. The T4 is scaled by its bf16/fp16 tensor-core peak against the A100's (65
 # vs 312 TFLOP/s, NVIDIA's data sheets). The CPU figure is measured: 77-111 GFLOP/s of
-# training work on the 2-core machines that build the course (fp32, batch 512, issue 24).
-# None of the GPU figures has been measured on this course's code yet.
+# training work on the 2-core machines that build the course (fp32, batch 512, a net of 2M
+# parameters, issue 24); thin nets (8-16 channels) run several times slower per FLOP there,
+# so a CPU estimate for them is a lower bound. None of the GPU figures has been measured on
+# this course's code yet.
 A100_TFLOPS = 20.0
 T4_TFLOPS = 4.0
 CPU_TFLOPS = 0.08

@@ -44,11 +44,15 @@ def lecture_paths(selection: str | None) -> list[Path]:
     return chosen
 
 
-def data_source(source: str | None) -> str | None:
-    """``CIFAR10_SOURCE`` for the kernels: an absolute path, or a named source as given."""
+def data_source(source: str | None, size: str) -> str | None:
+    """``CIFAR10_SOURCE`` for the kernels: an absolute path, a named source as given, or None
+    (the lectures' own choice: the stand-in at smoke size, "auto" otherwise). By default the
+    JPEG copy in ../shared/data at cpu and full size."""
     if source is None:
-        return str(SHARED_COPY) if SHARED_COPY.exists() else None
-    if source in ("auto", "synthetic", "hub", "cifar10") or "://" in source:
+        return str(SHARED_COPY) if SHARED_COPY.exists() and size != "smoke" else None
+    if source in ("auto", "synthetic"):
+        return None
+    if source in ("hub", "cifar10") or "://" in source:
         return source
     path = Path(source).expanduser().resolve()
     if not path.exists():
@@ -103,7 +107,8 @@ def write_table(rows: list[dict], size: str, source: str | None, out: Path) -> P
     lines = [
         f"# Lectures at size {size}",
         "",
-        f"Data: `{source or 'auto'}`. Run with `python tools/run_lectures.py --size {size}`.",
+        f"Data: `{source or 'the lectures own choice'}`. Run with "
+        f"`python tools/run_lectures.py --size {size}`.",
         "",
         "| lecture | minutes | result | key numbers |",
         "|---|---|---|---|",
@@ -124,18 +129,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--lectures", help="comma-separated lecture numbers, e.g. 01,02 (default: all)"
     )
-    parser.add_argument("--source", help="CIFAR-10 to use (default: ../shared/data's JPEG copy)")
+    parser.add_argument("--source", help="CIFAR-10: a path, hub, or synthetic/auto for the "
+                        "lectures' own choice (default: ../shared/data's JPEG copy)")  # fmt: skip
     parser.add_argument("--out", default="runs/lectures", help="folder for the table and notebooks")
     parser.add_argument("--budget-min", type=float, help="minutes one lecture may take "
                         "(default: smoke 5, cpu 10, full 30)")  # fmt: skip
     args = parser.parse_args(argv)
     paths = lecture_paths(args.lectures)
-    source = data_source(args.source)
+    source = data_source(args.source, args.size)
     budget_s = 60 * (args.budget_min or BUDGET_MINUTES[args.size])
     out = (ROOT / args.out) if not Path(args.out).is_absolute() else Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     os.environ["COURSE_SIZE"] = args.size  # the kernels inherit this process's environment
     os.environ.pop("COURSE_SMOKE", None)  # COURSE_SIZE decides
+    os.environ.pop("CIFAR10_SOURCE", None)
     if source is not None:
         os.environ["CIFAR10_SOURCE"] = source
     rows = []
