@@ -26,7 +26,7 @@
 # **What you will learn here**
 # - how to open a lecture in Google Colab and get a GPU,
 # - the setup cell that starts every lecture,
-# - how the course switches between *full* and *smoke* mode.
+# - the three sizes of every lecture (*full*, *cpu*, *smoke*) and how to choose one.
 #
 # | lecture | topic |
 # |---|---|
@@ -42,7 +42,8 @@
 #
 # 1. Click the *Open in Colab* badge next to the lecture in the repository's README.
 # 2. *Runtime > Change runtime type*: choose an **A100 GPU** if you can; an L4 or a T4
-#    works too (see the next section).
+#    works too (see the next section). Without a GPU (Colab's CPU runtime, a used-up GPU
+#    quota, a laptop) the lectures run at their smaller *cpu* size instead (see below).
 # 3. Run the cells from the top (*Shift+Enter*). The first cell installs the course
 #    package; Colab's own PyTorch is kept as it is.
 #
@@ -67,14 +68,16 @@
 #
 # No lecture has been timed on a T4 yet: expect it to be several times slower than an A100
 # (NVIDIA's data sheets give 65 TFLOP/s of fp16 tensor-core peak for the T4, 312 TFLOP/s
-# of bf16 for the A100).
+# of bf16 for the A100). The time estimates of every lecture's compute bill come from one
+# set of assumptions, `settings.A100_TFLOPS`, `settings.T4_TFLOPS` and
+# `settings.CPU_TFLOPS`, with their sources in `course_utils/settings.py`.
 
 # %% [markdown]
 # ## The setup cell
 #
 # Every lecture starts with this cell. On Colab it installs `course_utils` from the
 # repository; everywhere it prints the versions, the training device, the precision that
-# training will use on it (and why), and the mode.
+# training will use on it (and why), and the size the lectures will run at.
 
 # %%
 import subprocess
@@ -91,27 +94,58 @@ settings.describe()
 # %% [markdown]
 # ## Is the GPU there?
 #
-# On Colab the lectures expect a GPU; if this cell fails, change the runtime type
-# (step 2 above) and run the notebook again. On a laptop without one, the CPU is used.
+# With a GPU, this cell names it and its memory. Without one (a laptop, Colab's CPU
+# runtime) it says so and the course goes on: the lectures run at their *cpu* size, on the
+# CPU. For the full size on Colab, change the runtime type (step 2 above) and run the
+# notebook again.
 
 # %%
 has_gpu = settings.check_gpu()
 
 # %% [markdown]
-# ## Full mode and smoke mode
+# ## Three sizes: full, cpu and smoke
 #
-# Every lecture has one *parameters* cell near the top that sets data sizes, model
-# widths and epochs. When the environment variable `COURSE_SMOKE=1` is set, those
-# shrink to a few seconds of work: that is how the course's automatic tests re-run
-# every notebook on a CPU. You never need it on Colab.
+# Every lecture can run at three sizes. Each has one *parameters* cell near the top that
+# sets data sizes, model widths and epochs, in three branches, one per size:
+#
+# - **`full`**, the default on a GPU: the lecture as designed, all of CIFAR-10 and the
+#   full networks and epochs.
+# - **`cpu`**, the default without a GPU (a laptop, Colab's CPU runtime): real CIFAR-10
+#   with fewer images, narrower networks and fewer epochs, sized for a few minutes of
+#   training on a 2-core CPU, with the lesson still visible.
+# - **`smoke`**, for the course's automatic tests (CI): a synthetic stand-in for CIFAR-10
+#   and tiny networks, seconds of work; its numbers say nothing about CIFAR-10.
+#
+# **How to choose.** The first line of every parameters cell is
+# `SIZE = settings.SIZE`: the default above, from the device this runtime has. To choose
+# another size, set it on that line (`SIZE = "cpu"` on a GPU for a quick first pass,
+# `SIZE = "full"` on a CPU if you have hours) and run the lecture from that cell on. Or set
+# the environment variable `COURSE_SIZE=full`, `cpu` or `smoke` before the lecture starts
+# (on your machine: `COURSE_SIZE=cpu jupyter lab`); `COURSE_SMOKE=1`, which the tests set,
+# means `smoke`. Before a run that would take more than about 15 minutes on your device,
+# a lecture says so, with the size that is quicker.
+#
+# At the cpu and full sizes a lecture wants real CIFAR-10. It finds a copy in the data
+# folder, on the Hugging Face Hub or on the official server; offline and without a copy
+# it gets the synthetic stand-in and prints how to name one (`CIFAR10_SOURCE`).
+#
+# The cell below is that first line, as the lectures run it here.
 
 # %%
+SIZE = settings.SIZE  # "full" (a GPU), "cpu" (real CIFAR-10 on a laptop's CPU, minutes)
+# or "smoke" (CI); set it here to choose
+MEANING = {
+    "full": "the lectures as designed, all of CIFAR-10 (a GPU)",
+    "cpu": "real CIFAR-10, smaller networks and fewer epochs: minutes on a CPU",
+    "smoke": "the synthetic stand-in and tiny networks: seconds, for the automatic tests",
+}
+print(f"size {SIZE!r}: {MEANING[SIZE]}")
+
 import os
 
-print("smoke mode:", settings.SMOKE)
 if os.environ.get("CI"):
-    # Canary: CI must execute the notebooks in smoke mode. If the kernel did not see
-    # COURSE_SMOKE, the lectures would try full-size training on a 2-core CPU.
+    # Canary: CI must execute the notebooks at smoke size. If the kernel did not see
+    # COURSE_SMOKE, the lectures would train at cpu size on CI's 2-core machine.
     assert settings.SMOKE, "CI runs notebooks with COURSE_SMOKE=1, but the kernel did not see it"
 
 # %% [markdown]
@@ -134,12 +168,17 @@ print(f"256x256 matrix product on {device}: matches the CPU")
 # ## Summary
 #
 # - Open lectures from the README badges, pick an A100 runtime, run from the top.
-# - The setup cell installs the course package and prints versions, device, precision and mode.
-# - Smoke mode (`COURSE_SMOKE=1`) is for automatic tests; lectures run at full size otherwise.
+# - The setup cell installs the course package and prints versions, device, precision and size.
+# - Every lecture has three sizes: `full` on a GPU, `cpu` without one (real CIFAR-10, minutes),
+#   `smoke` for the automatic tests. The first line of its parameters cell, `SIZE = ...`,
+#   chooses; `COURSE_SIZE` sets the default for a whole session.
 #
 # **Try it**
 # 1. In the setup cell's output, find which GPU Colab gave you (the `gpu` row) and the
 #    precision it chose (the `precision` row, with the reason). The memory is printed by the
 #    next cell, *Is the GPU there?*, which names the precision again with the GPU's compute
-#    capability. Without a GPU the rows read `none` and `fp32`.
+#    capability. Without a GPU the rows read `none` and `fp32`, and the `size` row `cpu`.
 # 2. Run `!nvidia-smi` in a new cell and compare the name and the memory.
+# 3. Open lecture 01 and read its parameters cell: the three branches and the
+#    `PLANNED_PFLOPS` line. Which size will it run at here, and how long does the printed
+#    estimate say its training takes?
