@@ -869,10 +869,9 @@ for name, pflops in ledger.pflops.items():
 print(f"total at size {SIZE!r}: {settings.estimate(total)}")
 settings.key_number("training PFLOPs", f"{total:.3g}")
 assert total <= 15, f"this lecture trains {total:.1f} PFLOPs, over its 15 PFLOPs budget"
-assert PLANNED_PFLOPS / 1.5 <= total <= 1.5 * PLANNED_PFLOPS, (
-    f"{total:.3g} PFLOPs trained at size {SIZE!r}, {PLANNED_PFLOPS:g} planned: after "
-    "changing sizes or runs (a Try it), update PLANNED_PFLOPS in the parameters cell"
-)
+if not PLANNED_PFLOPS / 1.5 <= total <= 1.5 * PLANNED_PFLOPS:  # a Try it adds runs: fine
+    print(f"Note: {total:.3g} PFLOPs trained, {PLANNED_PFLOPS:g} planned in the parameters cell.")
+    assert SIZE != "smoke", "the smoke size trained other runs than planned: update the plan"
 
 # %% [markdown]
 # ## Try it
