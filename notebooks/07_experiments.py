@@ -75,7 +75,7 @@ from IPython.display import display
 
 from course_utils import models, params, plots, zoo
 from course_utils.config import TrainConfig
-from course_utils.data import cifar10
+from course_utils.data import cifar10, note_if_standin
 from course_utils.loader import DeviceLoader
 from course_utils.models import ResNet
 from course_utils.recipes import Recipe, get_recipe, run
@@ -88,16 +88,29 @@ sweep.quiet_optuna()  # no line per trial from Optuna; this notebook prints its 
 # %% [markdown]
 # ## Parameters
 #
-# Full mode is sized for an A100: a ResNet-20 (the ResNet paper's CIFAR network, 0.27M
-# parameters) trained for a few epochs, many times. Smoke mode (CI, on a CPU) keeps every
-# step but trains networks of about 11,000 parameters on 600 stand-in images, so the whole
-# notebook runs in about a minute. Its accuracies are near chance and say nothing about
-# CIFAR-10: they are there to test the code.
+# The first line chooses the size. `"full"` (the default on a GPU) is sized for an A100: a
+# ResNet-20 (the ResNet paper's CIFAR network, 0.27M parameters) trained for a few epochs,
+# many times. `"cpu"` (the default without a GPU) keeps every step on real CIFAR-10 with
+# few trials and small nets: networks of about 44,000 parameters trained for 4 epochs on
+# 4,000 images, 5 seeds, 6 trials per sampler, a few minutes on a laptop's CPU. Its
+# accuracies are those of small networks on a subset, not of a ResNet-20 on CIFAR-10.
+# `"smoke"` (CI) trains networks of about 11,000 parameters on 600 stand-in images, so the
+# whole notebook runs in about a minute. Its accuracies are near chance and say nothing
+# about CIFAR-10: they are there to test the code.
 
 # %%
-from course_utils.settings import SMOKE
+SIZE = settings.SIZE  # "full" (a GPU), "cpu" (real CIFAR-10 on a laptop's CPU, minutes)
+# or "smoke" (CI); set it here to choose
+print(
+    f"SIZE = {SIZE!r}: "
+    + {
+        "full": "ResNet-20-sized networks on CIFAR-10, on a GPU",
+        "cpu": "few trials and small networks on 5,000 real CIFAR-10 images, on a CPU",
+        "smoke": "CI: tiny networks on 600 images (the stand-in offline), to test the code",
+    }[SIZE]
+)
 
-if SMOKE:  # CI on a CPU: tiny networks, 450 train / 150 validation images, 2 epochs
+if SIZE == "smoke":  # CI on a CPU: tiny networks, 450 train / 150 validation images, 2 epochs
     TRAIN_IMAGES, TEST_IMAGES, VAL_SPLIT = 600, 200, 0.25
     DEEP = {"blocks": [2, 2], "widths": [8, 16]}  # narrow and deep, 11,122 parameters
     WIDE = {"blocks": [1, 1], "widths": [12, 24]}  # wide and shallow, 11,446 parameters
@@ -107,7 +120,18 @@ if SMOKE:  # CI on a CPU: tiny networks, 450 train / 150 validation images, 2 ep
     TPE_STARTUP = 3  # TPE's first trials are random draws
     WORKER_TRIALS = 2  # per worker in section 4
     WORKER_FLAGS = ["--smoke", "--train-images", "400", "--batch-size", "32"]
-else:  # full mode: CIFAR-10, 45,000 train / 5,000 validation images, ResNet-20-sized nets
+elif SIZE == "cpu":  # provisional, sized by compute; issue 28 measures it
+    TRAIN_IMAGES, TEST_IMAGES, VAL_SPLIT = 5_000, 10_000, 0.2  # 4,000 train / 1,000 validation
+    DEEP = {"blocks": [2, 2, 2], "widths": [8, 16, 32]}  # narrow and deep, 44,370 parameters
+    WIDE = {"blocks": [1, 1, 1], "widths": [12, 24, 48]}  # wide and shallow, 44,230 parameters
+    EPOCHS, BATCH_SIZE = 4, 128
+    SEEDS = [0, 1, 2, 3, 4]
+    TRIALS = 6  # per sampler
+    TPE_STARTUP = 3
+    WORKER_TRIALS = 2
+    # the command line's small fast94 (ResNet9(widths=(16, 32, 64, 96)), 2 epochs), real images
+    WORKER_FLAGS = ["--smoke", "--train-images", "2000"]
+else:  # full size: CIFAR-10, 45,000 train / 5,000 validation images, ResNet-20-sized nets
     TRAIN_IMAGES, TEST_IMAGES, VAL_SPLIT = 50_000, 10_000, 0.1
     DEEP = {"blocks": [3, 3, 3], "widths": [16, 32, 64]}  # ResNet-20, 272,474 parameters
     WIDE = {"blocks": [1, 1, 1], "widths": [30, 60, 120]}  # one block a stage, 271,480
@@ -126,12 +150,12 @@ BASE = TrainConfig(  # the course's defaults, shortened: every run of sections 1
     batch_size=BATCH_SIZE, augment=("crop", "flip"), val_split=VAL_SPLIT, seed=SEED,
 )  # fmt: skip
 ADAM = BASE.replace(optimizer="adam", lr=1e-3)  # Adam at its usual rate (lecture 04)
-# Full mode trains at most 7.3 PFLOPs, less where trials are pruned (the ledger prints each
-# part): 6.6 for the ResNet-20-sized runs, 0.7 for the two workers. Estimate, not a
-# measurement: at the 5-10 TFLOP/s that ResNet-20 keeps an A100 at (lecture 04), plus a few
-# seconds per trial to build and evaluate, about 15-25 minutes on an A100.
-if not SMOKE and device.type == "cpu":
-    print("No GPU: full mode trains for hours on a CPU. Use a GPU runtime, or COURSE_SMOKE=1.")
+# The training compute this lecture plans (the ledger prints each part; its bill at the end
+# prints the total with the course's one time estimate). Pruned trials train less, so the
+# plans sit below the most: at full size 7.3 PFLOPs at most (6.6 for the ResNet-20-sized
+# runs, 0.7 for the two workers).
+PLANNED_PFLOPS = {"smoke": 0.0012, "cpu": 0.023, "full": 6.5}[SIZE]
+settings.warn_if_long(PLANNED_PFLOPS, device)
 
 # %% [markdown]
 # The data: a training set with `VAL_SPLIT` of it held out for validation (every choice in
@@ -144,6 +168,7 @@ train_part, val_part = full_train.holdout(VAL_SPLIT, seed=SEED)  # as recipes.ru
 SOURCE = full_train.source  # "synthetic" titles every figure as stand-in data
 val_loader = DeviceLoader(val_part, 500, train=False)
 print(train_part, val_part, test_data, sep="\n")
+note_if_standin(full_train, SIZE)  # at cpu or full size: how to name a real copy
 ledger = params.ComputeLedger()  # training PFLOPs of every run in this lecture
 assert len(val_part) == round(VAL_SPLIT * len(full_train))
 
@@ -247,8 +272,9 @@ print(f"SE of one accuracy on our {len(val_part):,} validation images at p = {p_
 #   $\sqrt{2}$; to halve it you need four times the images.
 # - In smoke mode the networks are near chance on 150 validation images, and the spread is
 #   about as large as that standard error (a few points): near chance, the networks of two
-#   seeds get almost unrelated images right. On CIFAR-10, read the spread the full-mode run
-#   prints.
+#   seeds get almost unrelated images right. At cpu size the spread printed is that of small
+#   networks on 1,000 real validation images; the spread of a ResNet-20 on CIFAR-10 is what
+#   the `full` branch of the parameters cell prints, on a GPU (nobody has run it yet).
 
 # %% [markdown]
 # ### Is a gap bigger than the noise? A seed-paired comparison
@@ -339,13 +365,15 @@ print(f"spread of the per-seed differences here: s_d = {sd:.2f} points ({SOURCE}
 print(f"seeds needed to see a 0.49-point gap with this s_d: K >= {needed}")
 print(f"one seed of wang's pair (70 epochs each): {wang_flops / 1e15:.1f} PFLOPs; "
       f"K = {max(needed, 2)} pairs: {max(needed, 2) * wang_flops / 1e15:.0f} PFLOPs")  # fmt: skip
+print("one seed of wang's pair is", settings.estimate(wang_flops / 1e15))
 
 # %% [markdown]
-# With the smoke-mode spread (several points on 150 stand-in images) the answer is
+# With the smoke-size spread (several points on 150 stand-in images) the answer is
 # hundreds of seeds: meaningless for CIFAR-10, and exactly why the spread must be measured
-# on the real task. In full mode this cell prints the number for a ResNet-20 on CIFAR-10.
-# Each seed of `wang`'s pair costs about 14 PFLOPs, roughly 5-10 minutes of A100 time at
-# 25-50 TFLOP/s (an estimate), so a handful of seeds is an afternoon, not a cluster.
+# on the real task. At cpu size this cell prints the number for small networks on 4,000
+# real images, and the `full` branch prints it for a ResNet-20 on CIFAR-10. Each seed of
+# `wang`'s pair costs about 14 PFLOPs; the last line says what that is in time, in the
+# course's one set of assumptions: a handful of seeds is hours of one GPU, not a cluster.
 
 # %% [markdown]
 # ## 2. Reproducibility: the same seed, the same run
@@ -528,16 +556,17 @@ ledger.add("section 2: 10 one-epoch runs", ResNet(**DEEP), 10 * len(train_part))
 # - On a CPU the two times differ by a few percent at most, about the noise of timing a
 #   shared machine: there is no cuDNN to tune, and the runs above were identical without
 #   deterministic mode. Here it costs about nothing and changes nothing.
-# - On a GPU, expect (not measured here, as this course was built without one): without
-#   deterministic mode two same-seed runs differ in the last bits within the first steps,
-#   and the difference grows until the final accuracies differ by about as much as two
-#   seeds do. With it, runs repeat bit for bit on the same GPU model with the same
-#   software versions (not across different GPUs or versions), at the price of slower
-#   kernels and no cuDNN autotuning; how much slower depends on the network, so measure it
-#   with the cell above on your GPU. Some operations have no deterministic CUDA kernel and
-#   raise an error in this mode (adaptive max-pooling's backward, which the capstone's head
-#   uses, has been reported among them); `torch.use_deterministic_algorithms(True,
-#   warn_only=True)` turns those errors into warnings.
+# - Expected at full size (source: PyTorch's reproducibility notes and our reasoning; not
+#   measured, as no GPU has run this course), on a GPU: without deterministic mode two
+#   same-seed runs differ in the last bits within the first steps, and the difference grows
+#   until the final accuracies differ by about as much as two seeds do. With it, runs repeat
+#   bit for bit on the same GPU model with the same software versions (not across different
+#   GPUs or versions), at the price of slower kernels and no cuDNN autotuning; how much
+#   slower depends on the network, so measure it with the cell above on your GPU. Some
+#   operations have no deterministic CUDA kernel and raise an error in this mode (adaptive
+#   max-pooling's backward, which the capstone's head uses, has been reported among them);
+#   `torch.use_deterministic_algorithms(True, warn_only=True)` turns those errors into
+#   warnings.
 # - `fit` seeds at its start with `settings.seed_everything(config.seed)`, which seeds the
 #   random generators but leaves the deterministic switch as you set it (the last printout
 #   and its `assert`): switch it on once, before training, as `merabishvili` did.
@@ -744,7 +773,9 @@ with plt.rc_context():
 #   plot's late, dark dots).
 # - Each sampler ran once: the comparison of the three is itself a single-seed result, as
 #   noisy as section 1 warned. In smoke mode every value is near chance on stand-in data,
-#   so the best sampler is an accident; full mode is the run to read.
+#   so the best sampler is an accident. At cpu size TPE has only 3 trials after its 3
+#   random start-up ones, so it has barely begun to model anything; the `full` branch of
+#   the parameters cell (16 trials, 6 start-up) gives it more room.
 
 # %% [markdown]
 # ### Choose on validation, test once
@@ -834,7 +865,7 @@ assert sorted(per_worker.tolist()) == [WORKER_TRIALS, WORKER_TRIALS]
 assert set(table.state) <= {"complete", "pruned"}
 with torch.device("meta"):
     worker_model = zoo.build(get_recipe(WORKER_RECIPE).model)
-if SMOKE:  # the command line's smoke model for fast94 (printed in the workers' output)
+if "--smoke" in WORKER_FLAGS:  # the command line's small fast94 (printed by the workers)
     worker_model = models.ResNet9(widths=cli.SMOKE_CAPSTONE_WIDTHS)
 worker_images = sum(trial.user_attrs.get("train_images", 0) for trial in shared.trials)
 ledger.add("two workers, command line", worker_model, worker_images)
@@ -865,14 +896,21 @@ ledger.add("two workers, command line", worker_model, worker_images)
 for name, pflops in ledger.pflops.items():
     print(f"{name:<40} {pflops:9.3g} PFLOPs")
 print(f"{'total':<40} {ledger.total:9.3g} PFLOPs")
-if not SMOKE:
+print(settings.estimate(ledger.total))
+settings.key_number("training PFLOPs", round(ledger.total, 4))
+if SIZE != "smoke":
     assert ledger.total <= 10, f"this lecture trained {ledger.total:.1f} PFLOPs, over 10"
+if not settings.MAX_STEPS:  # a dry run (COURSE_MAX_STEPS) trains a few batches an epoch
+    assert PLANNED_PFLOPS / 1.5 <= ledger.total <= PLANNED_PFLOPS * 1.5, (
+        f"trained {ledger.total:.3g} PFLOPs against a plan of {PLANNED_PFLOPS}: after changing "
+        "the sizes (or a Try it), update PLANNED_PFLOPS in the parameters cell"
+    )
 
 # %% [markdown]
 # ## Try it
 #
-# 1. **More seeds.** In the parameters cell set `SEEDS = list(range(8))` (smoke branch) and
-#    rerun section 1. The intervals narrow roughly as $1/\sqrt{K}$, and the $t$ value
+# 1. **More seeds.** In the parameters cell set `SEEDS = list(range(8))` (in the branch of
+#    your size) and rerun section 1. The intervals narrow roughly as $1/\sqrt{K}$, and the $t$ value
 #    shrinks too, from 3.18 at $K = 4$ to 2.36 at $K = 8$. In smoke mode the wide-shallow
 #    minus narrow-deep interval came out about half as wide, and still straddled 0.
 # 2. **Another seed for `fit` only.** In a new cell after section 2's first check, run
