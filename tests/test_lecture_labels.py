@@ -86,3 +86,12 @@ def test_the_check_finds_an_unlabelled_statement_and_accepts_a_labelled_one():
     )
     found = unlabelled(lecture)
     assert len(found) == 2 and found[0].startswith("- In full mode")
+
+
+@pytest.mark.parametrize("lecture", sorted(NOTEBOOKS.glob("0[1-9]*.py")), ids=lambda p: p.stem)
+def test_the_parameters_cell_starts_with_the_size_line(lecture):
+    """Every lecture that trains or counts sizes it in one visible line a student can edit."""
+    text = lecture.read_text()
+    assert "# ## Parameters" in text, f"{lecture.name} has no Parameters section"
+    after = text.split("# ## Parameters", 1)[1].split("\n# %%\n", 1)[1]
+    assert after.startswith("SIZE = settings.SIZE  #"), after.splitlines()[0]
