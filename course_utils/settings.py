@@ -51,9 +51,10 @@ SMOKE: bool = SIZE == "smoke"
 
 # One throughput assumption for every time estimate of the course (lecture compute bills,
 # the warning before a long run). Useful training work, not peak: airbench94 reaches about
-# 94 TFLOP/s on an A100 (0.36 PFLOPs in 3.83 s, its published record, hand-tuned fp16 and
-# torch.compile); the course's plain PyTorch on small CIFAR nets is assumed to reach a
-# fifth of that. The T4 is scaled by its bf16/fp16 tensor-core peak against the A100's (65
+# 94 TFLOP/s on an A100 (0.36 PFLOPs in 3.83 s, the published time of its uncompiled
+# legacy/airbench94.py, hand-tuned fp16); the course's plain PyTorch on small CIFAR nets is
+# assumed to reach a fifth of that, and thin nets at small batches (a ResNet-20 at batch 128)
+# likely less. The T4 is scaled by its bf16/fp16 tensor-core peak against the A100's (65
 # vs 312 TFLOP/s, NVIDIA's data sheets). The CPU figure is measured: 77-111 GFLOP/s of
 # training work on the 2-core machines that build the course (fp32, batch 512, a net of 2M
 # parameters, issue 24); thin nets (8-16 channels) run several times slower per FLOP there,

@@ -92,10 +92,11 @@ sweep.quiet_optuna()  # no line per trial from Optuna; this notebook prints its 
 # ResNet-20 (the ResNet paper's CIFAR network, 0.27M parameters) trained for a few epochs,
 # many times. `"cpu"` (the default without a GPU) keeps every step on real CIFAR-10 with
 # few trials and small nets: networks of about 44,000 parameters trained for 4 epochs on
-# 4,000 images, 5 seeds, 6 trials per sampler, a few minutes on a laptop's CPU. Its
+# 4,000 images, 5 seeds, 6 trials per sampler (provisional and not yet timed: issue 28
+# measures it). Its
 # accuracies are those of small networks on a subset, not of a ResNet-20 on CIFAR-10.
 # `"smoke"` (CI) trains networks of about 11,000 parameters on 600 stand-in images, so the
-# whole notebook runs in about a minute. Its accuracies are near chance and say nothing
+# whole notebook runs in about two minutes. Its accuracies are near chance and say nothing
 # about CIFAR-10: they are there to test the code.
 
 # %%
@@ -369,7 +370,7 @@ print("one seed of wang's pair is", settings.estimate(wang_flops / 1e15))
 
 # %% [markdown]
 # With the smoke-size spread (several points on 150 stand-in images) the answer is
-# hundreds of seeds: meaningless for CIFAR-10, and exactly why the spread must be measured
+# about a thousand seeds: meaningless for CIFAR-10, and exactly why the spread must be measured
 # on the real task. At cpu size this cell prints the number for small networks on 4,000
 # real images, and the `full` branch prints it for a ResNet-20 on CIFAR-10. Each seed of
 # `wang`'s pair costs about 14 PFLOPs; the last line says what that is in time, in the
@@ -900,19 +901,18 @@ print(settings.estimate(ledger.total))
 settings.key_number("training PFLOPs", round(ledger.total, 4))
 if SIZE != "smoke":
     assert ledger.total <= 10, f"this lecture trained {ledger.total:.1f} PFLOPs, over 10"
-if not settings.MAX_STEPS:  # a dry run (COURSE_MAX_STEPS) trains a few batches an epoch
-    assert PLANNED_PFLOPS / 1.5 <= ledger.total <= PLANNED_PFLOPS * 1.5, (
-        f"trained {ledger.total:.3g} PFLOPs against a plan of {PLANNED_PFLOPS}: after changing "
-        "the sizes (or a Try it), update PLANNED_PFLOPS in the parameters cell"
-    )
+within_plan = PLANNED_PFLOPS / 1.5 <= ledger.total <= PLANNED_PFLOPS * 1.5
+if not settings.MAX_STEPS and not within_plan:  # a dry run trains a few batches an epoch
+    print(f"Note: {ledger.total:.3g} PFLOPs trained, {PLANNED_PFLOPS:g} planned (a Try it?).")
+    assert not os.environ.get("CI"), "CI's smoke run trained other runs than planned: update it"
 
 # %% [markdown]
 # ## Try it
 #
-# 1. **More seeds.** In the parameters cell set `SEEDS = list(range(8))` (in the branch of
-#    your size) and rerun section 1. The intervals narrow roughly as $1/\sqrt{K}$, and the $t$ value
-#    shrinks too, from 3.18 at $K = 4$ to 2.36 at $K = 8$. In smoke mode the wide-shallow
-#    minus narrow-deep interval came out about half as wide, and still straddled 0.
+# 1. **More seeds.** In the parameters cell set `SEEDS = list(range(8))` (in the branch of your
+#    size) and rerun section 1. The intervals narrow roughly as $1/\sqrt{K}$, and the $t$ value
+#    shrinks too, from 3.18 at $K = 4$ (the smoke size's seeds) to 2.36 at $K = 8$. In smoke mode
+#    the wide-shallow minus narrow-deep interval came out about half as wide, and still straddled 0.
 # 2. **Another seed for `fit` only.** In a new cell after section 2's first check, run
 #    `other = repro_run(config=REPRO_CONFIG.replace(seed=1))`, then
 #    `identical(first, other)` and compare `first[0].step_loss[0]` with
