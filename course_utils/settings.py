@@ -69,10 +69,10 @@ def throughput_tflops(device: torch.device | str | None = None) -> tuple[float, 
     """The assumed TFLOP/s of training work on ``device`` and what it stands for."""
     device = torch.device(device) if device is not None else get_device()
     if device.type != "cuda":
-        return CPU_TFLOPS, "a 2-core CPU (measured)"
+        return CPU_TFLOPS, "a 2-core CPU, at its measured"
     if "T4" in torch.cuda.get_device_name(device):
-        return T4_TFLOPS, "a T4 (assumed)"
-    return A100_TFLOPS, "an A100 (assumed)"
+        return T4_TFLOPS, "a T4, at its assumed"
+    return A100_TFLOPS, "an A100, at its assumed"
 
 
 def minutes(pflops: float, tflops: float = A100_TFLOPS) -> float:
@@ -82,10 +82,12 @@ def minutes(pflops: float, tflops: float = A100_TFLOPS) -> float:
 
 def estimate(pflops: float) -> str:
     """``pflops`` of training in the course's one set of time assumptions, in words."""
+    cpu = minutes(pflops, CPU_TFLOPS)
+    on_cpu = f"{cpu / 60:.2g} h" if cpu >= 60 else f"{cpu:.2g} min"
     return (
         f"{pflops:.3g} PFLOPs: about {minutes(pflops):.2g} min on an A100 and "
         f"{minutes(pflops, T4_TFLOPS):.2g} min on a T4 (assumed {A100_TFLOPS:g} and "
-        f"{T4_TFLOPS:g} TFLOP/s), {minutes(pflops, CPU_TFLOPS) / 60:.2g} h on a 2-core CPU"
+        f"{T4_TFLOPS:g} TFLOP/s), {on_cpu} on a 2-core CPU (at least: thin nets run slower)"
     )
 
 
@@ -101,10 +103,11 @@ def warn_if_long(
     tflops, what = throughput_tflops(device)
     needed = minutes(pflops, tflops)
     if needed > limit:
+        smaller = "'cpu' or 'smoke'" if SIZE == "full" else "'smoke'"
         print(
-            f"Note: the next run trains {pflops:.3g} PFLOPs, about {needed:.0f} minutes on "
-            f"{what} at {tflops:g} TFLOP/s. Choose a smaller SIZE in the parameters cell to "
-            "go faster."
+            f"Note: the next run trains {pflops:.3g} PFLOPs: an estimated {needed:.0f} minutes "
+            f"or more on {what} throughput of {tflops:g} TFLOP/s. For a quicker run set "
+            f"SIZE = {smaller} in the parameters cell."
         )
 
 

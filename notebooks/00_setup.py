@@ -36,6 +36,7 @@
 # | 04 | optimizers and learning-rate schedules |
 # | 05 | mixup |
 # | 06 | capstone: aiming at 94% in minutes |
+# | 07 | experiments: seeds, confidence intervals, reproducibility and sweeps |
 
 # %% [markdown]
 # ## Opening a lecture in Colab
@@ -113,8 +114,9 @@ has_gpu = settings.check_gpu()
 # - **`cpu`**, the default without a GPU (a laptop, Colab's CPU runtime): real CIFAR-10
 #   with fewer images, narrower networks and fewer epochs, sized for a few minutes of
 #   training on a 2-core CPU, with the lesson still visible.
-# - **`smoke`**, for the course's automatic tests (CI): a synthetic stand-in for CIFAR-10
-#   and tiny networks, seconds of work; its numbers say nothing about CIFAR-10.
+# - **`smoke`**, for the course's automatic tests (CI): tiny networks on a few images, seconds
+#   of work; offline (as in CI) the images are a synthetic stand-in for CIFAR-10, and its
+#   numbers say nothing about CIFAR-10.
 #
 # **How to choose.** The first line of every parameters cell is
 # `SIZE = settings.SIZE`: the default above, from the device this runtime has. To choose
@@ -137,7 +139,7 @@ SIZE = settings.SIZE  # "full" (a GPU), "cpu" (real CIFAR-10 on a laptop's CPU, 
 MEANING = {
     "full": "the lectures as designed, all of CIFAR-10 (a GPU)",
     "cpu": "real CIFAR-10, smaller networks and fewer epochs: minutes on a CPU",
-    "smoke": "the synthetic stand-in and tiny networks: seconds, for the automatic tests",
+    "smoke": "tiny networks, the synthetic stand-in offline: seconds, for the automatic tests",
 }
 print(f"size {SIZE!r}: {MEANING[SIZE]}")
 

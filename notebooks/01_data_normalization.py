@@ -56,6 +56,7 @@ settings.describe()
 
 # %%
 import copy
+import os
 from collections.abc import Callable
 
 import matplotlib.pyplot as plt
@@ -96,7 +97,7 @@ device = settings.get_device()
 SIZE = settings.SIZE  # "full" (a GPU), "cpu" (real CIFAR-10 on a laptop's CPU, minutes)
 # or "smoke" (CI); set it here to choose
 MEANING = {
-    "smoke": "the synthetic stand-in and tiny networks, seconds (the automatic tests)",
+    "smoke": "tiny networks on the synthetic stand-in (offline, as in CI), seconds",
     "cpu": "a fifth of real CIFAR-10 and narrower networks, minutes on a CPU",
     "full": "all of CIFAR-10 and the networks as designed (a GPU)",
 }
@@ -108,7 +109,7 @@ if SIZE == "smoke":  # CI on a CPU: the stand-in data, tiny networks, a few epoc
     NORM_EPOCHS = 4  # epochs of every run of the input-scale experiment (section 5)
     AUG_IMAGES, AUG_EPOCHS = 512, 8  # training images and epochs of section 6's runs
     BATCH_SIZE = 64
-elif SIZE == "cpu":  # real CIFAR-10 on a CPU; provisional, sized by compute; issue 27 measures it
+elif SIZE == "cpu":  # real CIFAR-10; provisional: sized by compute, not yet timed
     TRAIN_IMAGES, TEST_IMAGES = 10_000, 2_000
     RESNET_WIDTHS = (16, 32, 64)
     PLAIN_WIDTHS = (16, 32, 64)
@@ -1219,15 +1220,15 @@ for name, pflops in compute.pflops.items():
 print(f"{'total':42s} {total:10.3g} PFLOPs of training (size {SIZE})")
 print(settings.estimate(total))
 settings.key_number("training PFLOPs", f"{total:.3g}")
-assert PLANNED_PFLOPS / 1.5 <= total <= 1.5 * PLANNED_PFLOPS, (
-    f"this lecture trained {total:.3g} PFLOPs but plans {PLANNED_PFLOPS:.3g} (parameters cell): "
-    "update PLANNED_PFLOPS"
-)
+if not PLANNED_PFLOPS / 1.5 <= total <= 1.5 * PLANNED_PFLOPS:  # a Try it adds runs: fine
+    print(f"Note: {total:.3g} PFLOPs trained, {PLANNED_PFLOPS:g} planned in the parameters cell.")
+    assert not os.environ.get("CI"), "CI's smoke run trained other runs than planned: update it"
 
 # %% [markdown]
 # ## Try it
 #
-# The outcomes below are what we saw at smoke size on the synthetic stand-in; at cpu and
+# The outcomes below are what we saw at smoke size on the synthetic stand-in (what smoke
+# size loads offline, as in CI; online it may find real CIFAR-10); at cpu and
 # full size, on CIFAR-10, the numbers differ, so look at your own.
 #
 # 1. **Input-scale run cell** (section 5): set `SEED = 1` and rerun it, the plot cell and
@@ -1236,7 +1237,7 @@ assert PLANNED_PFLOPS / 1.5 <= total <= 1.5 * PLANNED_PFLOPS, (
 #    79.0% with seed 1), as much as the spread between the inputs (74-80% at seed 0, 77-79%
 #    at seed 1). The test-loss jumps moved (with seed 1 the largest is in epoch 1) and
 #    vanished again with recomputed statistics. The CNN without BN stayed at or near chance
-#    (10-13%) on raw and [0, 1] input with either seed.
+#    (about 10-13%) on raw and [0, 1] input with either seed.
 # 2. **`SCALINGS` cell**: add `"wang's std": (MEAN, WANG_STD)` and rerun it and every cell
 #    down to the spikes figure; titles and bars follow the new entry. On the stand-in (std
 #    0.30) wang's constants scale the input by 1.5, on CIFAR-10 by 1.2-1.3. The ResNet

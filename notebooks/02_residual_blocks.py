@@ -47,6 +47,8 @@ from course_utils import settings
 settings.describe()
 
 # %%
+import os
+
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -89,7 +91,7 @@ if SIZE == "smoke":  # CI on a CPU: tiny data, thin and shallow networks, a few 
     EPOCHS = 3
     BATCH_SIZE = 64
     GRAD_BATCH, GRAD_SEEDS = 32, 2  # images and initialisations for the gradient plot
-elif SIZE == "cpu":  # provisional, sized by compute; issue 27 measures it
+elif SIZE == "cpu":  # provisional: sized by compute, not yet timed
     TRAIN_IMAGES, VAL_FRACTION = 12_500, 0.2  # 10,000 real images to train on, 2,500 held out
     WIDTHS = (8, 16, 32)  # half the paper's widths: a quarter of the compute per image
     DEPTHS = (20, 56)  # the paper's depths, so the 56-layer plain network is in the race
@@ -738,7 +740,7 @@ for history in (histories[f"plain-{EDIT_DEPTH}"], baseline, my_history):
 
 
 # %%
-class ForgotTheProjection(MyBlock):
+class ForgotTheProjection(BasicBlockFromScratch):
     """MyBlock with the identity as its shortcut everywhere: wrong where the shape changes."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -769,10 +771,9 @@ for name, pflops in ledger.pflops.items():
     print(f"{name:14s} {pflops:8.4f} PFLOPs")
 print(f"{'total':14s} {total:8.4f} PFLOPs of training (size {SIZE})")
 print(settings.estimate(total))
-assert PLANNED_PFLOPS / 1.5 <= total <= 1.5 * PLANNED_PFLOPS, (
-    f"this lecture trained {total:.3g} PFLOPs but planned {PLANNED_PFLOPS:.3g}: if you changed "
-    "the parameters cell, set PLANNED_PFLOPS there to the new total"
-)
+if not PLANNED_PFLOPS / 1.5 <= total <= 1.5 * PLANNED_PFLOPS:  # a Try it adds runs: fine
+    print(f"Note: {total:.3g} PFLOPs trained, {PLANNED_PFLOPS:g} planned in the parameters cell.")
+    assert not os.environ.get("CI"), "CI's smoke run trained other runs than planned: update it"
 assert total <= 15, f"this lecture trains {total:.1f} PFLOPs, over its 15 PFLOPs budget"
 settings.key_number("training PFLOPs", round(total, 4))
 
@@ -780,9 +781,9 @@ settings.key_number("training PFLOPs", round(total, 4))
 # ## Try it
 #
 # 1. **Parameters cell**: in its `full` branch set `DEPTHS = (20, 110)` (about 1.7 PFLOPs
-#    in all, still well within the budget; set `PLANNED_PFLOPS` to match, or the check at
-#    the end stops you). Does the plain 110-layer network train at all? In
-#    smoke mode (set it in the smoke branch; about three more minutes on a CPU) it does not:
+#    in all, still well within the budget; the compute bill at the end then notes that it
+#    differs from `PLANNED_PFLOPS`). Does the plain 110-layer network train at all? At
+#    smoke size (set it in the smoke branch; under a minute more on a CPU) it does not:
 #    its training loss stays at ln 10 = 2.30, chance for 10 classes, for all 3 epochs, and
 #    the gradient cell prints a first/last conv ratio of about two million (stand-in
 #    data). Residual-110 gets only a little below chance in those 48 steps, after its loss

@@ -115,7 +115,7 @@ if SIZE == "smoke":  # CI on a CPU: a tiny network, a few hundred images, a few 
     PLATEAU_PATIENCE = 1
     RACED = ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam", "adamw"]
 elif SIZE == "cpu":  # real CIFAR-10 on a laptop's CPU, a subset of the full race
-    # Provisional, sized by compute; issue 28 measures it. Left out against the full size:
+    # Provisional: sized by compute, not yet timed. Left out against the full size:
     # six of the nine optimizers (sgd, momentum, adagrad, rmsprop, adamw and rout's
     # lookahead; kept: nesterov for sections 4-5, adam, and sudrik's winner adadelta), the
     # sweep's 1e-4 (reached only as an edge extension), one edge extension per optimizer

@@ -111,7 +111,7 @@ if SIZE == "smoke":  # CI on a CPU: tiny data, a thin three-stage network, a few
     LR = 0.2  # peak learning rate
     SCORE_IMAGES = 512  # training images scored in section 4
 elif SIZE == "cpu":  # real CIFAR-10 on a CPU: the ResNet-18 layout, one block per stage
-    # Provisional, sized by compute; issue 28 measures it. 8.3 MFLOPs per image forward,
+    # Provisional: sized by compute, not yet timed. 8.3 MFLOPs per image forward,
     # 4,500 training images for 40 epochs: about 0.0045 PFLOPs per run, five runs. Few
     # images and many epochs, so that the run without mixup can overfit them.
     TRAIN_IMAGES, TEST_IMAGES = 5_000, 2_000

@@ -96,7 +96,7 @@ device = settings.get_device()
 # without a GPU) is a **CPU-size stand-in for the capstone run**: every ingredient of the
 # recipe on real CIFAR-10, but a thin ResNet-9 (a quarter of the widths, a sixteenth of the
 # compute per image) on 9,000 training images (1,000 more for validation) for 16 epochs
-# (provisional and not yet timed: issue 28 measures it; thin nets run slower per FLOP on a
+# (provisional and not yet timed; thin nets run slower per FLOP on a
 # CPU than the estimate assumes, so expect more than the printed minutes). `"smoke"` (CI)
 # shrinks the data, the widths and the epochs further, onto the synthetic stand-in where
 # CIFAR-10 is missing, so the whole notebook runs in about a minute.
@@ -119,7 +119,7 @@ if SIZE == "smoke":  # CI on a CPU: 2,000 training images, a thin ResNet-9, two 
     TRAIN_IMAGES, TEST_IMAGES = 2_000, 500
     WIDTHS = (16, 32, 64, 96)  # stem and the three stages of the ResNet-9
     YOUR_WIDTHS = (8, 16, 32, 48)  # the "your turn" model: half the widths again
-elif SIZE == "cpu":  # provisional, sized by compute; issue 28 measures it
+elif SIZE == "cpu":  # provisional: sized by compute, not yet timed
     recipe = RECIPE.replace(epochs=16, batch_size=256)  # 9,000 train + 1,000 validation
     TRAIN_IMAGES, TEST_IMAGES = 10_000, 10_000
     WIDTHS = (16, 32, 64, 96)  # a thin ResNet-9: a CPU-size stand-in for the capstone

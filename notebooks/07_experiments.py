@@ -92,8 +92,8 @@ sweep.quiet_optuna()  # no line per trial from Optuna; this notebook prints its 
 # ResNet-20 (the ResNet paper's CIFAR network, 0.27M parameters) trained for a few epochs,
 # many times. `"cpu"` (the default without a GPU) keeps every step on real CIFAR-10 with
 # few trials and small nets: networks of about 44,000 parameters trained for 4 epochs on
-# 4,000 images, 5 seeds, 6 trials per sampler (provisional and not yet timed: issue 28
-# measures it). Its
+# 4,000 images, 5 seeds, 6 trials per sampler (provisional and not yet
+# timed). Its
 # accuracies are those of small networks on a subset, not of a ResNet-20 on CIFAR-10.
 # `"smoke"` (CI) trains networks of about 11,000 parameters on 600 stand-in images, so the
 # whole notebook runs in about two minutes. Its accuracies are near chance and say nothing
@@ -121,7 +121,7 @@ if SIZE == "smoke":  # CI on a CPU: tiny networks, 450 train / 150 validation im
     TPE_STARTUP = 3  # TPE's first trials are random draws
     WORKER_TRIALS = 2  # per worker in section 4
     WORKER_FLAGS = ["--smoke", "--train-images", "400", "--batch-size", "32"]
-elif SIZE == "cpu":  # provisional, sized by compute; issue 28 measures it
+elif SIZE == "cpu":  # provisional: sized by compute, not yet timed
     TRAIN_IMAGES, TEST_IMAGES, VAL_SPLIT = 5_000, 10_000, 0.2  # 4,000 train / 1,000 validation
     DEEP = {"blocks": [2, 2, 2], "widths": [8, 16, 32]}  # narrow and deep, 44,370 parameters
     WIDE = {"blocks": [1, 1, 1], "widths": [12, 24, 48]}  # wide and shallow, 44,230 parameters

@@ -145,4 +145,4 @@ def test_a_long_run_is_announced_and_a_short_one_is_not(capsys):
     settings.warn_if_long(0.001, "cpu")
     assert capsys.readouterr().out == ""
     settings.warn_if_long(1.0, "cpu")  # 1 PFLOPs at 0.08 TFLOP/s: about 3.5 hours
-    assert "about 208 minutes" in capsys.readouterr().out
+    assert "an estimated 208 minutes" in capsys.readouterr().out

@@ -104,10 +104,11 @@ def run_lecture(path: Path, budget_s: float, out: Path) -> dict:
 
 
 def write_table(rows: list[dict], size: str, source: str | None, out: Path) -> Path:
+    chosen_by_lectures = "the lectures' own choice"
     lines = [
         f"# Lectures at size {size}",
         "",
-        f"Data: `{source or 'the lectures own choice'}`. Run with "
+        f"Data: `{source or chosen_by_lectures}`. Run with "
         f"`python tools/run_lectures.py --size {size}`.",
         "",
         "| lecture | minutes | result | key numbers |",
