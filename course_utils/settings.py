@@ -91,6 +91,16 @@ def estimate(pflops: float) -> str:
     )
 
 
+def check_plan(trained: float, planned: float) -> None:
+    """A lecture's trained PFLOPs against its parameters cell's plan: a note when they differ
+    by more than 1.5x (a Try it adds runs), an error in CI, where the plan must hold."""
+    if planned / 1.5 <= trained <= planned * 1.5:
+        return
+    print(f"Note: {trained:.3g} PFLOPs trained, {planned:g} planned in the parameters cell.")
+    if os.environ.get("CI"):
+        raise AssertionError("CI trained other runs than the plan: update PLANNED_PFLOPS")
+
+
 def key_number(name: str, value: object) -> None:
     """Print one number a lecture asserts, so ``tools/run_lectures.py`` tables it."""
     print(f"key number: {name} = {value}")

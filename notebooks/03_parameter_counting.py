@@ -793,7 +793,7 @@ fig.tight_layout()
 plt.show()
 
 ledger = params.ComputeLedger()  # every lecture records its training runs here; 03 has none
-assert PLANNED_PFLOPS / 1.5 <= ledger.total <= 1.5 * PLANNED_PFLOPS  # as planned: nothing
+settings.check_plan(ledger.total, PLANNED_PFLOPS)  # as planned: nothing
 print(f"this lecture trained nothing: {ledger.total:.0f} PFLOPs of its 15 PFLOPs training budget")
 cheapest = min(recipe_pflops, key=recipe_pflops.get)
 dearest = max(recipe_pflops, key=recipe_pflops.get)

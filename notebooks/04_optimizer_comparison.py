@@ -41,7 +41,6 @@
 # - `merabishvili`: Adam with a learning-rate scheduler.
 
 # %%
-import os
 import subprocess
 import sys
 
@@ -1230,9 +1229,7 @@ total = ledger.total
 print(f"{len(ledger.pflops)} training runs at size {SIZE!r}, {settings.estimate(total)}")
 settings.key_number("training PFLOPs", f"{total:.3g}")
 assert total <= 15, f"this lecture trains {total:.1f} PFLOPs, over its 15 PFLOP budget"
-if not PLANNED_PFLOPS / 1.5 <= total <= 1.5 * PLANNED_PFLOPS:  # a Try it adds runs: fine
-    print(f"Note: {total:.3g} PFLOPs trained, {PLANNED_PFLOPS:g} planned in the parameters cell.")
-    assert not os.environ.get("CI"), "CI's smoke run trained other runs than planned: update it"
+settings.check_plan(total, PLANNED_PFLOPS)  # a Try it that adds runs gets a note
 
 # %% [markdown]
 # ## Try it

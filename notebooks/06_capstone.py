@@ -764,10 +764,7 @@ if SIZE != "smoke":
     assert total_pflops <= 15, f"this lecture trained {total_pflops:.1f} PFLOPs, over 15"
 # The plan of the parameters cell holds, unless a Try it changed the "your turn" run.
 if your_recipe is recipe and your_params == resnet9_params(YOUR_WIDTHS):
-    assert PLANNED_PFLOPS / 1.5 <= total_pflops <= PLANNED_PFLOPS * 1.5, (
-        f"trained {total_pflops:.3g} PFLOPs against a plan of {PLANNED_PFLOPS}: after changing "
-        "the sizes, update PLANNED_PFLOPS in the parameters cell"
-    )
+    settings.check_plan(total_pflops, PLANNED_PFLOPS)
 
 # %% [markdown]
 # ## Try it

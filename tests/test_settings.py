@@ -146,3 +146,14 @@ def test_a_long_run_is_announced_and_a_short_one_is_not(capsys):
     assert capsys.readouterr().out == ""
     settings.warn_if_long(1.0, "cpu")  # 1 PFLOPs at 0.08 TFLOP/s: about 3.5 hours
     assert "an estimated 208 minutes" in capsys.readouterr().out
+
+
+def test_a_lecture_off_its_compute_plan_gets_a_note_and_fails_only_in_ci(capsys, monkeypatch):
+    monkeypatch.delenv("CI", raising=False)
+    settings.check_plan(1.2, 1.0)
+    assert capsys.readouterr().out == ""
+    settings.check_plan(3.0, 1.0)  # a Try it that adds runs
+    assert "3 PFLOPs trained, 1 planned" in capsys.readouterr().out
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(AssertionError, match="update PLANNED_PFLOPS"):
+        settings.check_plan(3.0, 1.0)
