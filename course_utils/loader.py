@@ -54,7 +54,8 @@ class DeviceLoader:
         batch_size = TrainConfig.batch_size if batch_size is None else batch_size
         checks.check_loader_arguments(data, batch_size, train, augment, mean, std, drop_last)
         augment = TrainConfig.augment if augment is None else augment
-        config_checks.check_augment(augment, data.images[:2])
+        if train:  # an evaluation loader never augments (refused above when asked to)
+            config_checks.check_augment(augment, data.images[:2])
         self.pipeline = augmentations.build_pipeline(augment)
         self.device = settings.check_device(device) if device is not None else settings.get_device()
         self.images = data.images.to(self.device)

@@ -47,7 +47,6 @@ from course_utils import settings
 settings.describe()
 
 # %%
-
 import matplotlib.pyplot as plt
 import numpy as np
 import torch

@@ -337,7 +337,6 @@ def restore_rng_state(state: dict) -> None:
 HISTORY_FORMAT = 2
 """Version of the saved history layout (2: ``val_*`` metrics and a full ``TrainConfig``)."""
 
-OPTIMIZER_FIELDS = ("optimizer", "lr", "weight_decay", "momentum", "optimizer_kwargs", "lookahead")
 RUN_IDENTITY = ("model", "parameters", "architecture", "train_images", "data", "augment_code",
                 "loss", "mixer")  # fmt: skip
 """What a resumed run must share with the saved one, besides its config."""
