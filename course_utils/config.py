@@ -37,7 +37,7 @@ class TrainConfig:
     tta: bool = False  # flip test-time augmentation in the final test evaluation
     val_split: float = 0.1  # share of the training images held out for validation
     precision: str = "auto"  # auto (bf16 or fp16 on a GPU, fp32 on a CPU), bf16, fp16, fp32
-    channels_last: bool = True  # on CUDA only; it does not help on a CPU
+    channels_last: bool = True  # NHWC layout: faster convolutions on GPUs and on CPUs too
     compile: bool = False  # torch.compile, on CUDA only
     seed: int = 0  # seeds Python, NumPy, torch, the loader's order and augmentation, mixup
 

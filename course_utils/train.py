@@ -174,8 +174,7 @@ def prepare(
     precision, _ = settings.choose_precision(device, config.precision)
     if config.compile and device.type != "cuda":
         print(f"compile=True skipped: torch.compile is used on CUDA GPUs only (device {device}).")
-    channels_last = config.channels_last and device.type == "cuda"
-    memory_format = torch.channels_last if channels_last else torch.preserve_format
+    memory_format = torch.channels_last if config.channels_last else torch.preserve_format
     model.to(device, memory_format=memory_format)
     forward = torch.compile(model) if config.compile and device.type == "cuda" else model
     return device, precision, memory_format, forward

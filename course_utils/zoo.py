@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_utils import params
+from course_utils.capstone import CapstoneNet
 from course_utils.models import Activation, Bottleneck, ResNet, ResNet9
 from course_utils.support.validate import UnknownNameError
 
@@ -154,7 +155,8 @@ _BUILDERS: dict[str, Callable[[], nn.Module]] = {
     "wang": partial(ResNet, [2, 1, 1, 1], [64, 128, 256, 512]),
     "wang_deep": partial(ResNet, [6, 5, 4, 3], [32, 64, 128, 256]),
     "resnet18": partial(ResNet, [2, 2, 2, 2], [64, 128, 256, 512]),
-    "capstone": ResNet9,
+    "capstone": CapstoneNet,
+    "resnet9_page": ResNet9,
 }
 
 
@@ -350,14 +352,28 @@ REPORTS: dict[str, Report] = {
     "capstone": Report(
         key="capstone",
         title="The course's capstone network (lecture 06, recipe fast94)",
-        authors="this course, after Page's DAWNBench ResNet-9",
+        authors="this course, after Keller Jordan's airbench94",
+        architecture=(
+            "Whitening stem (2x2 conv, 24 filters fixed from training patches) + GELU; three "
+            "residual DownBlocks (conv-maxpool-BN-GELU-conv-BN plus a maxpool + 1x1-conv "
+            "shortcut, then GELU) of widths 64/256/256; global max-pool + Linear(256, 10), "
+            "logits x 1/9. BatchNorm scales fixed at 1, shifts trained 64x faster."
+        ),
+        recipe="See course_utils.recipes 'fast94'.",
+        notes="Not a student report: what the course builds to beat them. airbench94's net "
+        "(1.97M parameters) with a shortcut around each conv pair.",
+    ),
+    "resnet9_page": Report(
+        key="resnet9_page",
+        title="Page's DAWNBench ResNet-9, narrowed (the course's first capstone; recipe page94)",
+        authors="this course, after David Page's 'How to train your ResNet'",
         architecture=(
             "ResNet-9 layout: stem 64, stage widths 128/256/384 with 2x2 max-pooling, "
             "residual units after stages 1 and 3, max-pool + Linear(384, 10), logits x 0.125. "
             "The original's last stage of 512 (6.6M parameters) is narrowed to fit 5M."
         ),
-        recipe="See course_utils.recipes 'fast94'.",
-        notes="Not a student report: what the course builds to beat them.",
+        recipe="See course_utils.recipes 'page94'.",
+        notes="Not a student report: lecture 06 shows what the capstone changed from it.",
     ),
 }
 

@@ -19,12 +19,15 @@ def test_dry_run_writes_its_summary(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["facts"]["mode"].startswith("dry run")
-    assert {row["net"] for row in summary["throughput"]} == {"capstone (narrowed)", "resnet20"}
+    nets = {"capstone (narrowed)", "resnet9_page (narrowed)", "resnet20"}
+    assert {row["net"] for row in summary["throughput"]} == nets
     assert all(row["images_per_sec"] > 0 for row in summary["throughput"])
     assert [row["seed"] for row in summary["fast94"]] == [0, 1]
     assert all(0 <= row["test_acc"] <= 1 and row["epochs"] == 2 for row in summary["fast94"])
+    assert [row["seed"] for row in summary["page94"]] == [0]  # after fast94, one seed
     markdown = (out / "summary.md").read_text()
     assert "| capstone (narrowed) |" in markdown and "## fast94" in markdown
+    assert markdown.index("## fast94") < markdown.index("## page94")
 
 
 def test_a_tiny_budget_stops_cleanly_with_partial_results(tmp_path):
@@ -38,7 +41,7 @@ def test_a_tiny_budget_stops_cleanly_with_partial_results(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads((out / "summary.json").read_text())
     assert any("not started" in note for note in summary["notes"])
-    assert summary["fast94"] == []
+    assert summary["fast94"] == [] and summary["page94"] == []
 
 
 def test_the_package_trains_with_only_the_core_dependencies():

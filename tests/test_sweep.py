@@ -138,7 +138,7 @@ def test_default_spaces_surround_each_recipe_and_show_in_help(capsys):
         assert recipe.config.batch_size in space["batch_size"].choices
     code, out, _ = run_cli(["sweep", "--help"], capsys)
     assert code == 0
-    assert "fast94:\n    lr: log-uniform 0.1 to 1.6 (grid 0.1, 0.4, 1.6)" in out
+    assert "fast94:\n    lr: log-uniform 0.1875 to 3 (grid 0.1875, 0.75, 3)" in out
 
 
 def test_search_space_from_a_dict_and_its_mistakes():

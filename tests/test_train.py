@@ -413,13 +413,17 @@ def test_a_history_of_the_old_format_is_refused_in_one_line(tmp_path):
         History.load(path)
 
 
-def test_gpu_only_options_are_off_on_cpu(loaders, capsys):
+def test_channels_last_is_used_on_cpu_and_compile_is_gpu_only(loaders, capsys):
     train, _ = loaders
     model = tiny_model()
     history = quiet_fit(model, train, epochs=1, channels_last=True)
-    assert history.run["precision"] == "fp32" and history.run["channels_last"] is False
-    assert all(p.is_contiguous() for p in model.parameters())
+    assert history.run["precision"] == "fp32" and history.run["channels_last"] is True
+    conv = next(p for p in model.parameters() if p.dim() == 4)
+    assert conv.is_contiguous(memory_format=torch.channels_last)
     assert capsys.readouterr().out == ""
+    model = tiny_model()
+    quiet_fit(model, train, epochs=1, channels_last=False)
+    assert all(p.is_contiguous() for p in model.parameters())
     quiet_fit(model, train, epochs=1, compile=True)
     assert "compile=True skipped" in capsys.readouterr().out
 

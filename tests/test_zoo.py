@@ -24,6 +24,7 @@ KEYS = [
     "wang_deep",
     "resnet18",
     "capstone",
+    "resnet9_page",
 ]
 
 

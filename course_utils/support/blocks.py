@@ -50,19 +50,31 @@ def resnet_arguments(
 
 def resnet9_arguments(widths: Any, num_classes: Any, logit_scale: Any) -> None:
     """Everything ``ResNet9.__init__`` takes: four widths, a class count, a positive scale."""
-    if isinstance(widths, (str, bytes)) or not isinstance(widths, Sized) or len(widths) != 4:
-        raise ValueError(
-            f"widths must be 4 channel counts (stem and three stages), e.g. "
-            f"(64, 128, 256, 384); got {widths!r}."
-        )
+    _widths_and_scale(widths, 4, "stem and three stages", "(64, 128, 256, 384)", num_classes,
+                      logit_scale, "0.125")  # fmt: skip
+
+
+def capstone_arguments(widths: Any, num_classes: Any, logit_scale: Any) -> None:
+    """Everything ``CapstoneNet.__init__`` takes: three widths, a class count, a positive scale."""
+    _widths_and_scale(widths, 3, "one per block", "(64, 256, 256)", num_classes, logit_scale,
+                      "1/9")  # fmt: skip
+
+
+def _widths_and_scale(widths: Any, n: int, what: str, example: str, num_classes: Any,
+                      logit_scale: Any, scale_example: str) -> None:  # fmt: skip
+    if isinstance(widths, (str, bytes)) or not isinstance(widths, Sized) or len(widths) != n:
+        raise ValueError(f"widths must be {n} channel counts ({what}), e.g. {example}; got "
+                         f"{widths!r}.")  # fmt: skip
     for width in widths:
         count("every width", width)
     count("num_classes", num_classes)
     if isinstance(logit_scale, bool) or not isinstance(logit_scale, numbers.Real):
-        raise TypeError(f"logit_scale must be a number > 0, e.g. 0.125, got {logit_scale!r}.")
+        raise TypeError(
+            f"logit_scale must be a number > 0, e.g. {scale_example}, got {logit_scale!r}."
+        )
     if not 0 < logit_scale < math.inf:
         raise ValueError(
-            f"logit_scale must be a number > 0 (0 makes every logit 0), e.g. 0.125; "
+            f"logit_scale must be a number > 0 (0 makes every logit 0), e.g. {scale_example}; "
             f"got {logit_scale!r}."
         )
 

@@ -25,6 +25,7 @@ import pandas as pd
 from torch import nn
 
 from course_utils import data, params, settings, zoo
+from course_utils.capstone import CapstoneNet
 from course_utils.config import ConfigError, defaults
 from course_utils.models import ResNet, ResNet9
 from course_utils.recipes import (
@@ -49,10 +50,11 @@ SMOKE_BATCH_SIZE = 128
 images still make a few dozen steps."""
 SMOKE_MAX_PARAMETERS = 500_000
 SMOKE_MODEL = {"blocks": [1, 1, 1], "widths": [16, 32, 64]}
-SMOKE_CAPSTONE_WIDTHS = (16, 32, 64, 96)
+SMOKE_CAPSTONE_WIDTHS = (16, 32, 32)
+SMOKE_PAGE_WIDTHS = (16, 32, 64, 96)
 """In smoke mode, bigger models are replaced by small ones a CPU trains at hundreds of
-images/s (a 5M-parameter model trains at about 15): the capstone by a narrowed ResNet9,
-the others by a small ResNet."""
+images/s (a 5M-parameter model trains at about 15): the capstone by a narrowed CapstoneNet,
+Page's ResNet-9 by a narrowed ResNet9, the others by a small ResNet."""
 
 # Flags that set the TrainConfig field of the same name when given: (flag type, help).
 CONFIG_FLAGS: dict[str, tuple[Callable, str]] = {
@@ -377,11 +379,12 @@ def _smoke_model(model: nn.Module, recipe: Recipe, n_train: int, n_test: int) ->
         print(f"{note}.")
         return model
     settings.seed_everything(recipe.config.seed)  # the small model starts from the seed too
-    if isinstance(model, ResNet9):
-        small, described = (
-            ResNet9(widths=SMOKE_CAPSTONE_WIDTHS),
-            f"ResNet9(widths={SMOKE_CAPSTONE_WIDTHS})",
-        )
+    if isinstance(model, CapstoneNet):
+        small = CapstoneNet(widths=SMOKE_CAPSTONE_WIDTHS)
+        described = f"CapstoneNet(widths={SMOKE_CAPSTONE_WIDTHS})"
+    elif isinstance(model, ResNet9):
+        small = ResNet9(widths=SMOKE_PAGE_WIDTHS)
+        described = f"ResNet9(widths={SMOKE_PAGE_WIDTHS})"
     else:
         small = ResNet(**SMOKE_MODEL)
         described = f"ResNet(blocks={SMOKE_MODEL['blocks']}, widths={SMOKE_MODEL['widths']})"
@@ -397,8 +400,9 @@ def _warn_if_slow(model: nn.Module, images: int) -> None:
     pflops = params.training_flops(model, images) / 1e15
     if settings.get_device().type == "cpu" and pflops > 0.01:
         print(
-            f"No GPU: this run is {pflops:.2f} PFLOPs of training, hours to days on a CPU. "
-            "Add --smoke for a quick end-to-end check, or run it on a GPU."
+            f"No GPU: this run is {pflops:.2f} PFLOPs of training, about "
+            f"{settings.minutes(pflops, settings.CPU_TFLOPS) / 60:.1f} h on a 2-core CPU (more "
+            "for thin nets). Add --smoke for a quick end-to-end check, or run it on a GPU."
         )
 
 
