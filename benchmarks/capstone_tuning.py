@@ -3,7 +3,8 @@ a subset of the real training images and scored on held-out training images (nev
 set), a few seeds each, one JSON line per run appended to the log.
 
     python benchmarks/capstone_tuning.py [VARIANT ...] [--seeds 0 1] [--images 10000]
-        [--epochs 6] [--log benchmarks/results/capstone-tuning.jsonl] [--list]
+        [--epochs 5] [--log benchmarks/results/capstone-tuning.jsonl] [--list]
+    python benchmarks/capstone_tuning.py --table   # the log as a Markdown table
 
 A variant is ``fast94``'s TrainConfig with a few fields changed, or its network with one trick
 taken out (see ``VARIANTS``). The validation images are the last ``val_split`` of the subset,
@@ -49,7 +50,8 @@ def trained_bn_scale(model: CapstoneNet) -> None:
 
 
 def no_shortcut(model: CapstoneNet) -> None:
-    """Each block without its shortcut: airbench94's plain conv pair."""
+    """Each block without its shortcut, default init (airbench94 starts its plain pairs
+    with half of each conv's filters as the identity instead)."""
     for block in model.blocks:
         block.shortcut = Zero()
 
@@ -72,7 +74,8 @@ VARIANTS: dict[str, tuple[dict, Callable[[CapstoneNet], None] | None]] = {
     "no shortcut": ({}, no_shortcut),
     "no label smoothing": ({"label_smoothing": 0.0}, None),
     "no lookahead": ({"lookahead": None}, None),
-    "ema 0.9": ({"lookahead": None, "ema": 0.9}, None),
+    "lookahead": ({"lookahead": {"k": 5, "alpha": 0.5}}, None),
+    "ema 0.9": ({"ema": 0.9}, None),
     "cutout (Page's augmentation)": ({"augment": PAGE_AUGMENT}, None),
     "batch 256": ({"batch_size": 256, "lr_scale": 0.5}, None),
     "batch 1024": ({"batch_size": 1024, "lr_scale": 2.0}, None),
@@ -86,13 +89,20 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--images", type=int, default=10_000, help="training subset")
     parser.add_argument("--val-split", type=float, default=0.2)
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--log", default="benchmarks/results/capstone-tuning.jsonl")
+    parser.add_argument("--round", type=int, default=2, help="tuning round (its own base)")
     parser.add_argument("--source", help="CIFAR-10 copy (default: ../shared/data's archive)")
     parser.add_argument("--list", action="store_true", help="list the variants and exit")
+    parser.add_argument("--table", action="store_true", help="print the log as Markdown")
     args = parser.parse_args()
     if args.list:
         print("\n".join(VARIANTS))
+        return
+    if args.table:
+        print(
+            markdown_table([json.loads(line) for line in Path(args.log).read_text().splitlines()])
+        )
         return
     unknown = [name for name in args.variants if name not in VARIANTS]
     if unknown:
@@ -121,6 +131,7 @@ def main() -> None:
             with_tta = evaluate(model, val, tta=True).accuracy
             row = {
                 "variant": name,
+                "round": args.round,
                 "seed": seed,
                 "val_acc": history.final["val_acc"],
                 "val_acc_tta": with_tta,
@@ -138,6 +149,43 @@ def main() -> None:
                 file.write(json.dumps(row) + "\n")
             print(f"{name:30s} seed {seed}: val {row['val_acc']:.2%} (TTA "
                   f"{with_tta:.2%}) in {seconds:.0f} s", flush=True)  # fmt: skip
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """One table per tuning round, one line per variant (in the log's order): validation
+    accuracy per seed, the mean, and the difference of means to that round's ``base``."""
+    tables = []
+    for number in sorted({row["round"] for row in rows}):
+        by_variant: dict[str, list[dict]] = {}
+        for row in rows:
+            if row["round"] == number:
+                by_variant.setdefault(row["variant"], []).append(row)
+        tables.append(f"### Round {number}\n\n" + round_table(by_variant))
+    return "\n\n".join(tables)
+
+
+def round_table(by_variant: dict[str, list[dict]]) -> str:
+    def mean(runs: list[dict], key: str) -> float:
+        return 100 * sum(run[key] for run in runs) / len(runs)
+
+    base = by_variant["base"]
+    lines = [
+        "| variant | what changes | seeds | val % per seed | mean | vs base | TTA mean | vs base |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, runs in by_variant.items():
+        changes, tweak = VARIANTS.get(name, ({}, None))
+        what = tweak.__doc__ if tweak else ", ".join(f"{k} {v}" for k, v in changes.items())
+        seeds = ", ".join(str(run["seed"]) for run in runs)
+        per_seed = ", ".join(f"{100 * run['val_acc']:.1f}" for run in runs)
+        gap = mean(runs, "val_acc") - mean(base, "val_acc")
+        gap_tta = mean(runs, "val_acc_tta") - mean(base, "val_acc_tta")
+        lines.append(
+            f"| {name} | {what or 'the recipe as it stood'} | {seeds} | {per_seed} | "
+            f"{mean(runs, 'val_acc'):.1f} | {gap:+.1f} | {mean(runs, 'val_acc_tta'):.1f} | "
+            f"{gap_tta:+.1f} |"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -73,7 +73,7 @@ import seaborn as sns
 import torch
 from IPython.display import display
 
-from course_utils import models, params, plots, zoo
+from course_utils import capstone, params, plots, zoo
 from course_utils.config import TrainConfig
 from course_utils.data import cifar10, note_if_standin
 from course_utils.loader import DeviceLoader
@@ -130,7 +130,7 @@ elif SIZE == "cpu":  # provisional: sized by compute, not yet timed
     TRIALS = 6  # per sampler
     TPE_STARTUP = 3
     WORKER_TRIALS = 2
-    # the command line's small fast94 (ResNet9(widths=(16, 32, 64, 96)), 2 epochs), real images
+    # the command line's small fast94 (CapstoneNet(widths=(16, 32, 32)), 2 epochs), real images
     WORKER_FLAGS = ["--smoke", "--train-images", "2000"]
 else:  # full size: CIFAR-10, 45,000 train / 5,000 validation images, ResNet-20-sized nets
     TRAIN_IMAGES, TEST_IMAGES, VAL_SPLIT = 50_000, 10_000, 0.1
@@ -867,7 +867,7 @@ assert set(table.state) <= {"complete", "pruned"}
 with torch.device("meta"):
     worker_model = zoo.build(get_recipe(WORKER_RECIPE).model)
 if "--smoke" in WORKER_FLAGS:  # the command line's small fast94 (printed by the workers)
-    worker_model = models.ResNet9(widths=cli.SMOKE_CAPSTONE_WIDTHS)
+    worker_model = capstone.CapstoneNet(widths=cli.SMOKE_CAPSTONE_WIDTHS)
 worker_images = sum(trial.user_attrs.get("train_images", 0) for trial in shared.trials)
 ledger.add("two workers, command line", worker_model, worker_images)
 
