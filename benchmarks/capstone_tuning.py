@@ -50,8 +50,8 @@ def trained_bn_scale(model: CapstoneNet) -> None:
 
 
 def no_shortcut(model: CapstoneNet) -> None:
-    """Each block without its shortcut, default init (airbench94 starts its plain pairs
-    with half of each conv's filters as the identity instead)."""
+    """Each block without its shortcut, default init (airbench94 starts the first filters of
+    each conv of its plain pairs, one per input channel, as the identity instead)."""
     for block in model.blocks:
         block.shortcut = Zero()
 
@@ -176,6 +176,7 @@ def round_table(by_variant: dict[str, list[dict]]) -> str:
     for name, runs in by_variant.items():
         changes, tweak = VARIANTS.get(name, ({}, None))
         what = tweak.__doc__ if tweak else ", ".join(f"{k} {v}" for k, v in changes.items())
+        what = " ".join(what.split())  # one table row, whatever the docstring's line breaks
         seeds = ", ".join(str(run["seed"]) for run in runs)
         per_seed = ", ".join(f"{100 * run['val_acc']:.1f}" for run in runs)
         gap = mean(runs, "val_acc") - mean(base, "val_acc")

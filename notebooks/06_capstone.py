@@ -227,7 +227,8 @@ plt.show()
 # head     global max-pool, Linear(256, 10) without bias, logits x 1/9
 # ```
 #
-# Seven 3x3 convolutions in all (Page's ResNet-9 had eight, wider ones): each block halves
+# Six 3x3 convolutions (plus the 2x2 whitening conv and three 1x1 shortcuts; Page's ResNet-9
+# had eight 3x3 convolutions, wider ones): each block halves
 # the image right after its first convolution, so most of the work happens on small images.
 # Three ideas need a word each before the code.
 #
@@ -370,7 +371,8 @@ print(f"CapstoneFromScratch{WIDTHS} == capstone.CapstoneNet(widths={WIDTHS}): "
 
 # %% [markdown]
 # The whitening really whitens: on that batch, the 12 channels of the first half have
-# (nearly) the identity as covariance, where the raw 2x2 patches were strongly correlated.
+# (nearly) zero correlation with each other (and unit variance), where the raw 2x2 patches
+# were strongly correlated. Each square below is one pair of the 12 numbers.
 
 
 # %%
@@ -386,12 +388,18 @@ with torch.no_grad():
     white = (package.whiten(batch) - package.whiten.conv.bias[:, None, None])[:, :12]
     white = white.permute(0, 2, 3, 1).reshape(-1, 12)
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
-for ax, values, title in ((axes[0], raw, "raw 2x2 patches"), (axes[1], white, "after whitening")):
+panels = [
+    (axes[0], raw, "raw 2x2 patches", "patch entry (3 channels x 2 x 2)"),
+    (axes[1], white, "after whitening", "whitened channel (first 12 of 24)"),
+]
+for ax, values, title, label in panels:
     image = ax.imshow(correlation(values), vmin=-1, vmax=1, cmap="RdBu_r")
-    ax.set_title(f"correlation of the 12 numbers: {title}", fontsize=9)
-    ax.set_xlabel("patch entry (3 channels x 2 x 2)")
+    ax.set_title(title, fontsize=9)
+    ax.set_ylabel(label)
+    ax.set_xlabel(label)
 fig.colorbar(image, ax=axes, shrink=0.8)
-fig.suptitle(plots.titled("Patch whitening on one training batch", full_train.source), fontsize=10)
+title = "Correlation of the 12 numbers of each 2x2 patch, one training batch"
+fig.suptitle(plots.titled(title, full_train.source), fontsize=10)
 plt.show()
 assert (correlation(white) - torch.eye(12)).abs().max() < 0.01
 
@@ -438,7 +446,7 @@ if SIZE != "smoke":
 # - The capstone uses 41% of the parameter budget (all five reports sit above 98%).
 #   Parameters were never the bottleneck; compute and recipe are.
 # - Its forward pass costs 0.24 GFLOPs per image, about a third of Page's ResNet-9
-#   (0.66) or `wang`'s model, and 10 epochs instead of 30: 0.32 PFLOPs against 2.65 for
+#   (0.65) or `wang`'s model (0.66), and 10 epochs instead of 30: 0.32 PFLOPs against 2.65 for
 #   `page94`, an eighth of the compute.
 
 # %% [markdown]
@@ -449,14 +457,14 @@ if SIZE != "smoke":
 # smoothing with $\varepsilon = 0.2$ over $K = 10$ classes trains towards
 # $q = (1-\varepsilon)\,\text{onehot}(y) + \varepsilon / K$, and flip TTA predicts with
 # $p(y \mid x) = \tfrac12\big[\text{softmax}(f(x)) + \text{softmax}(f(\text{flip}(x)))\big]$.
-# What is *not* in it matters too: no cutout, no weight averaging (section 3 shows why).
+# What is *not* in it matters too: no cutout, no weight averaging (the measurements below show why).
 
 # %%
 FAST94 = TrainConfig(
     optimizer="nesterov",  # SGD with Nesterov momentum: steady at a high learning rate
     lr=0.75,  # peak rate for the batch's mean loss: airbench94's, rescaled to batch 512
     momentum=0.85,  # airbench94's; 0.9 would average over more, older gradients
-    weight_decay=1.33e-3,  # airbench94's 0.0153 per 1,024 images, per mean loss
+    weight_decay=1.33e-3,  # airbench94's decay per step, for a mean loss (0.0153 / 11.5)
     schedule="onecycle",  # linear warm-up from 0.2x to 1x over 23% of steps, then to 0.07x
     schedule_kwargs={
         "pct_start": 0.23,
@@ -487,7 +495,7 @@ assert {line.split(":")[0] for line in changed} <= {"epochs", "batch_size"}
 #
 # **Published** (Page, "How to train your ResNet 8: Bag of tricks", the notebook
 # `bag_of_tricks.ipynb` in davidcpage/cifar10-fast; ResNet-9 on a V100, test accuracy as he
-# reports it, several values means of 50 runs). Each trick is added to the ones above it,
+# reports it, several values are means of 50 runs). Each trick is added to the ones above it,
 # and each gain is then traded for fewer epochs at 94.1%:
 #
 # | trick added | test accuracy | epochs then needed for 94.1% |
@@ -504,15 +512,17 @@ assert {line.split(":")[0] for line in changed} <= {"epochs", "batch_size"}
 #
 # Page also notes that without the higher learning rate for the BN biases, freezing the
 # scales gave "a substantially lower accuracy". airbench94 (Jordan, arXiv 2404.00498 and
-# KellerJordan/cifar10-airbench) went on from there: a 2x2 whitening layer, GELU, Lookahead
-# with a decaying average, alternating flips and flip-and-shift TTA, 94.01% (mean of many
-# runs) in 9.9 epochs and 0.36 PFLOPs, 3.83 s on an A100 uncompiled.
+# KellerJordan/cifar10-airbench) went on from there: a 2x2 whitening layer, GELU, a
+# Lookahead average that only takes hold towards the end of training, alternating flips and
+# flip-and-shift TTA, 94.01% (mean of many runs) in 9.9 epochs and 0.36 PFLOPs, 3.83 s on
+# an A100 uncompiled.
 #
 # **Measured here** (the course's tuning log, `benchmarks/results/capstone-tuning.md`: the
 # JPEG copy of CIFAR-10, 8,000 training and 2,000 validation images, 5 epochs, seeds 0 and
 # 1, a 2-core CPU; validation accuracy without TTA). Each row takes one ingredient out of
 # `fast94` or changes one setting; the dots are the two seeds. At this budget one seed's
-# spread is about 1 point (up to 1.6), so only differences larger than that mean anything:
+# spread is small: the two seeds of one variant differ by 0.05-1.6 points (11 for the
+# erratic runs without shortcuts), so only differences larger than that mean anything:
 
 # %%
 ABLATIONS = {  # variant -> validation accuracy (%) of seeds 0 and 1, from the tuning log
@@ -534,18 +544,20 @@ ax.set_yticks(range(len(names)), names)
 ax.set_ylim(len(names) - 0.5, -0.5)
 ax.set_xlabel("validation accuracy, % (8,000 training images, 5 epochs; one dot per seed)")
 ax.set_title("One ingredient at a time, measured on the JPEG copy of CIFAR-10 (2-core CPU)")
-ax.legend(loc="lower left", fontsize=8)
+ax.legend(loc="upper left", fontsize=8)
 ax.grid(axis="x", alpha=0.3)
 fig.tight_layout()
 plt.show()
 
 # %% [markdown]
 # **What to notice**
-# - Every ingredient we tested earns its place at this size, each by 2-3 points with both
-#   seeds: the whitening layer, label smoothing, 2-pixel shifts instead of cutout. Taking
+# - Every ingredient in the plot earns its place at this size, each by 2-3 points on
+#   average (1.6-3.7 per seed, both seeds worse without it): the whitening layer, label
+#   smoothing, 2-pixel shifts instead of cutout. Taking
 #   out the shortcuts cost the most (9 points on average) and made training erratic: one seed
-#   reached 67%, the other 56%. airbench94 gets by without them by starting half of each
-#   conv's filters as the identity, which is what a shortcut provides.
+#   reached 67%, the other 56%. airbench94 gets by without them by starting the first
+#   filters of each conv as the identity (as many as it has input channels), which is
+#   what a shortcut provides.
 # - The one ingredient that *lost* was Lookahead: with it the runs were 2.4 points worse, so
 #   `fast94` has no average of the weights (Try it 2). A trick that helps a 10-epoch run on
 #   a GPU need not help a 5-epoch run here, and the reverse: this plot ranks the ingredients
@@ -649,8 +661,8 @@ plt.show()
 # %% [markdown]
 # ## 5. Evaluate once on the test set
 #
-# Training is over. The recipe also fixed how to predict: with flip TTA (Page's and
-# airbench's choice). That is a choice too, so we look at what it does on the
+# Training is over. The recipe also fixed how to predict: with flip TTA (Page's choice;
+# airbench94 also averages shifted copies). That is a choice too, so we look at what it does on the
 # validation split, never on the test set. Without TTA the validation accuracy is the
 # history's last `val_acc`, measured the same way:
 
@@ -868,7 +880,9 @@ for kind, (colour, meaning) in KINDS.items():
     ax.scatter([values[y] for y in ys], ys, s=60, color=colour, label=meaning, zorder=3)
 extra = {"sudrik (report)": f" (best epoch; its last 20 average {sudrik_mean:.1f}%)"}
 for y, (name, value, row) in enumerate(zip(labels, values, rows.values(), strict=True)):
-    label = (f"{value:g} PFLOPs (~{row['A100 minutes (assumed)']:g} A100 min); accuracy: "
+    a100 = row["A100 minutes (assumed)"]
+    a100 = "<0.01" if a100 < 0.01 else f"{a100:.2g}"
+    label = (f"{value:g} PFLOPs (~{a100} A100 min); accuracy: "
              f"{row['accuracy']}{extra.get(name, '')}")  # fmt: skip
     ax.text(value * 1.6, y, label, va="center", fontsize=8)
 ax.set_xscale("log")
@@ -961,8 +975,8 @@ plt.show()
 # `fit` on the capstone's train/validation split instead of calling `recipes.run`: `run`
 # ends by evaluating the test set, and a test number for every variant invites choosing on
 # it. Switch `EVALUATE_ON` to `"test"` only for the one variant you finally commit to,
-# once. The default experiment halves every width (a quarter of the parameters, about a
-# third of the compute); `wang` reports that a model under 1M parameters still passed 92%.
+# once. The default experiment halves every width (a quarter of the parameters, 28% of
+# the compute); `wang` reports that a model under 1M parameters still passed 92%.
 # How much does the capstone lose?
 
 
@@ -986,7 +1000,7 @@ print(
     f"your model: {your_params:,} parameters, {params.flops(your_model) / 1e9:.3f} GFLOPs "
     f"per image, {your_pflops:.4f} PFLOPs of training"
 )
-settings.warn_if_long(your_pflops, device)  # zoo.build("wang") at cpu size: an hour
+settings.warn_if_long(your_pflops, device)  # zoo.build("wang") at cpu size: 20-25 minutes
 if SIZE != "smoke":
     assert your_pflops <= MAX_TRAINING_PFLOPS, f"{your_pflops:.2f} PFLOPs: over the budget"
 
@@ -1044,16 +1058,17 @@ if your_recipe is recipe and your_params == params.count_parameters(
 #    and the second one refuses to overwrite the finished run; add `--out another_folder`
 #    or `--overwrite`. `--recipe page94` runs the first capstone the same way. Drop
 #    `--smoke` on a GPU for the full 10-epoch run.
-# 2. **An average of the weights.** In the *Your turn* cell set
-#    `your_recipe = recipe.replace(ema=0.99)` and `build_your_model` back to
-#    `capstone.CapstoneNet(widths=WIDTHS)`. With `ema`, `fit` measures the averaged
-#    weights on the validation split after every epoch and hands them back in the model at
-#    the end. In smoke mode the validation accuracy falls far below the capstone run's (we
-#    saw TRY2_SMOKE on the stand-in): there are only 28 optimizer steps, and with decay
-#    0.99 the average still gives the weights after the very first step a share of
-#    $0.99^{27} \approx 76\%$. An average helps only over many more steps than its
-#    horizon of about $1/(1-0.99) = 100$. Page's and airbench's averages start late or
-#    weigh the start lightly for that reason; a plain Lookahead
+# 2. **An average of the weights.** In the *Your turn* cell set `your_recipe =
+#    recipe.replace(ema=0.99)` and `build_your_model` back to
+#    `capstone.CapstoneNet(widths=WIDTHS)`. With `ema`, `fit` measures the averaged weights
+#    on the validation split after every epoch and hands them back in the model at the end.
+#    In smoke mode the validation accuracy falls far below the capstone run's (we saw 8.00%
+#    on the stand-in, against 63.00% without the average): there are only 28 optimizer
+#    steps, and with decay 0.99 the average still gives the weights after the very first
+#    step a share of $0.99^{27} \approx 76\%$. An average helps only over many more steps
+#    than its horizon of about $1/(1-0.99) = 100$. Page's and airbench's averages start late
+#    or weigh the start lightly for that reason (and `fit`'s average includes BatchNorm's
+#    running statistics, which here still remember the first batches too); a plain Lookahead
 #    (`recipe.replace(lookahead={"k": 5, "alpha": 0.5})`) cost 2.4 points in the course's
 #    tuning log (section 3), which is why `fast94` has none.
 # 3. **Ablate one ingredient.** In the *Your turn* cell return
@@ -1063,17 +1078,22 @@ if your_recipe is recipe and your_params == params.count_parameters(
 #    ingredient at a time: `recipe.replace(label_smoothing=0.0)`,
 #    `recipe.replace(optimizer="momentum")` (no Nesterov), or
 #    `recipe.replace(augment=recipe.config.augment[1:])` (flips only, no shifts). Which one
-#    costs the most validation accuracy? In smoke mode we saw TRY3_SMOKE, but that is two
+#    costs the most validation accuracy? In smoke mode we saw 67.00% without label
+#    smoothing, 58.50% with plain momentum and 63.50% with flips only, against 63.00%, but
+#    that is two
 #    epochs on 200 validation images of the stand-in. At cpu size your run ranks them for
 #    the capstone on 1,000 real validation images (a standard error of about 1.5 points
 #    each); section 3's plot shows what the course measured at a similar size, with two
 #    seeds.
-# 4. **A report's model, our recipe.** Return `zoo.build("wang")` from `build_your_model`.
-#    Is the recipe or the architecture behind the difference? `wang`'s network costs 0.56
-#    GFLOPs per image, more than twice the capstone's, so section 8's compute check warns
-#    first. At smoke size it trains `wang`'s 5M-parameter network at its real width, which
-#    takes minutes on a CPU and says nothing about either model; only the `full` branch on
-#    a GPU answers the question.
+# 4. **A report's model, our recipe.** Return `zoo.build("wang")` from `build_your_model`
+#    and set `your_recipe = recipe.replace(epochs=4)`: `wang`'s network costs 0.66 GFLOPs
+#    per image, 2.7 times the capstone's, so 4 epochs of it cost what 10 epochs of the
+#    capstone cost (0.36 PFLOPs at full size, within the budget the cell checks; 10 epochs
+#    would be 0.89 and stop with an error). Is the recipe or the architecture behind the
+#    difference? At smoke size it trains `wang`'s 5M-parameter network at its real width:
+#    we saw about 1.5-2 minutes on one thread, no warning, and 12.50% validation accuracy,
+#    which says nothing about either model. At cpu size the compute check warns first (about
+#    20-25 minutes). Only the `full` branch on a GPU answers the question.
 # 5. **Fewer epochs.** In the parameters cell, try `RECIPE.replace(epochs=5)` for the
 #    `recipe` of the `full` branch (and 0.207 for its `PLANNED_PFLOPS`): section 2
 #    then plans 0.16 PFLOPs instead of 0.32, half the compute. Give the short run its own
@@ -1087,8 +1107,8 @@ if your_recipe is recipe and your_params == params.count_parameters(
 #
 # - A run has three budgets: parameters (under 5M), compute ($3 F E N$, here 0.32 PFLOPs)
 #   and wall-clock. The reports spent 6.9 (`wang`) to 88 (`rout`) PFLOPs, Page's ResNet-9
-#   recipe (`page94`) 2.65; the capstone plans 0.32, about 1 A100 minute at the course's
-#   assumed 20 TFLOP/s.
+#   recipe (`page94`) 2.65; the capstone plans 0.32, about 16 seconds of an A100 at the
+#   course's assumed 20 TFLOP/s.
 # - `fast94` puts the course together: a 2.1M-parameter residual network whose first layer
 #   whitens 2x2 patches and whose BatchNorm keeps a fixed scale and a fast shift; data and
 #   augmentation (2-pixel shifts, flips) on the device; Nesterov SGD at batch 512 with a
