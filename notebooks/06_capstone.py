@@ -1085,15 +1085,15 @@ if your_recipe is recipe and your_params == params.count_parameters(
 #    the capstone on 1,000 real validation images (a standard error of about 1.5 points
 #    each); section 3's plot shows what the course measured at a similar size, with two
 #    seeds.
-# 4. **A report's model, our recipe.** Return `zoo.build("wang")` from `build_your_model`
-#    and set `your_recipe = recipe.replace(epochs=4)`: `wang`'s network costs 0.66 GFLOPs
-#    per image, 2.7 times the capstone's, so 4 epochs of it cost what 10 epochs of the
-#    capstone cost (0.36 PFLOPs at full size, within the budget the cell checks; 10 epochs
-#    would be 0.89 and stop with an error). Is the recipe or the architecture behind the
-#    difference? At smoke size it trains `wang`'s 5M-parameter network at its real width:
-#    we saw about 1.5-2 minutes on one thread, no warning, and 12.50% validation accuracy,
-#    which says nothing about either model. At cpu size the compute check warns first (about
-#    20-25 minutes). Only the `full` branch on a GPU answers the question.
+# 4. **A report's model, our recipe.** Return `zoo.build("wang")` from `build_your_model`.
+#    Is the recipe or the architecture behind the difference? Only the `full` branch on a
+#    GPU answers it, and there also set `your_recipe = recipe.replace(epochs=4)`: `wang`'s
+#    network costs 0.66 GFLOPs per image, 2.7 times the capstone's, so 4 of its epochs cost
+#    what 10 of the capstone's cost (0.36 PFLOPs, within the budget the cell checks; 10
+#    epochs would be 0.89 and stop with an error). At smoke size (2 epochs, as the capstone
+#    run) it trains `wang`'s 5M-parameter network at its real width: we saw about 1.5-2
+#    minutes on one thread, no warning, and 12.50% validation accuracy, which says nothing
+#    about either model. At cpu size the compute check warns first (about 20-25 minutes).
 # 5. **Fewer epochs.** In the parameters cell, try `RECIPE.replace(epochs=5)` for the
 #    `recipe` of the `full` branch (and 0.207 for its `PLANNED_PFLOPS`): section 2
 #    then plans 0.16 PFLOPs instead of 0.32, half the compute. Give the short run its own
