@@ -771,10 +771,11 @@ else:  # a GPU's convolutions may pick other algorithms: rounding then grows ste
 # %% [markdown]
 # **What `fit` adds on top** (read it in `course_utils/train.py`; its checks and bookkeeping
 # sit behind it in `course_utils/support/`):
-# - it moves the model to the loader's device and, on a GPU, trains in **mixed precision**
-#   (`torch.autocast` in bf16 or fp16, with a gradient scaler for fp16) and in the
-#   **channels_last** memory format (optionally `torch.compile`d): we turned the last two
-#   off above (`precision="fp32"`, `channels_last=False`) to compare like with like;
+# - it moves the model to the loader's device, trains in the **channels_last** memory
+#   format (faster convolutions on GPUs and on CPUs) and, on a GPU, in **mixed precision**
+#   (`torch.autocast` in bf16 or fp16, with a gradient scaler for fp16), optionally
+#   `torch.compile`d: we turned the first two off above (`precision="fp32"`,
+#   `channels_last=False`) to compare like with like;
 # - the **validation** pass after every epoch, when it is given a validation loader
 #   (`evaluate`, in eval mode, without gradients);
 # - **label smoothing**, **gradient clipping**, **mixup** and an **average of the weights
