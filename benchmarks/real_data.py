@@ -18,8 +18,8 @@ validation images for all; the test set is evaluated once per run, without test-
 augmentation for anyone (fast94's TTA is printed beside it, not counted).
 
 Default: 8,000 training images (1,600 of them held out), 8 epochs, seeds 0 and 1, the 10,000
-test images: about 45 minutes on a 2-core CPU. ``--quick``: 3,000 images (600 held out), 5
-epochs, seeds 0 and 1, 5,000 test images: about 10 minutes. The last line is ``fast94 vs best
+test images: about 35 minutes on a 2-core CPU. ``--quick``: 3,000 images (600 held out), 5
+epochs, seeds 0 and 1, 5,000 test images: about 8 minutes. The last line is ``fast94 vs best
 report recipe: +X.X points (n seeds, +- s)``: fast94's mean test accuracy minus that of the
 report recipe best on validation, and s the standard error of that difference over seeds.
 """
