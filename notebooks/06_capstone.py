@@ -563,7 +563,9 @@ plt.show()
 #   a GPU need not help a 5-epoch run here, and the reverse: this plot ranks the ingredients
 #   at CPU scale, it does not measure the full run. The log also has the learning rate (half
 #   of 0.75 lost 4 points, twice changed nothing) and the BatchNorm shifts' faster rate (no
-#   difference we could resolve; Page found it mattered at full size, so we keep it).
+#   difference we could resolve; Page found it mattered in his 18-epoch ResNet-9 runs, so we
+#   keep it).
+
 # %% [markdown]
 # ## 4. Train
 #
