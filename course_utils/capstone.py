@@ -31,11 +31,13 @@ class PatchWhitening(nn.Module):
 
     @torch.no_grad()
     def fit(self, images: torch.Tensor) -> None:
-        """Set the filters from ``images`` [B, C, H, W] (training images only)."""
+        """Set the filters from ``images`` [B, C, H, W] (training images only), in float32
+        even under mixed precision."""
         patches = F.unfold(images.float(), kernel_size=2).transpose(1, 2)  # [B, (H-1)(W-1), C*4]
         patches = patches.reshape(-1, patches.shape[-1])
-        covariance = patches.T @ patches / len(patches)
-        eigenvalues, eigenvectors = torch.linalg.eigh(covariance)
+        with torch.autocast(images.device.type, enabled=False):
+            covariance = patches.T @ patches / len(patches)
+            eigenvalues, eigenvectors = torch.linalg.eigh(covariance)
         filters = eigenvectors.T / (eigenvalues + self.eps).sqrt()[:, None]  # one per row
         filters = torch.cat([filters, -filters]).view_as(self.conv.weight)
         self.conv.weight.copy_(filters)

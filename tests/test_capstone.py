@@ -59,6 +59,15 @@ def test_whitening_is_fitted_on_the_first_training_batch_and_decorrelates_patche
     assert not layer.conv.weight.requires_grad and layer.conv.bias.requires_grad
 
 
+def test_whitening_is_fitted_in_float32_under_mixed_precision():
+    images = correlated_images()
+    exact, mixed = PatchWhitening().train(), PatchWhitening().train()
+    exact(images)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # as fit trains on a GPU (bf16 there)
+        mixed(images)
+    assert torch.allclose(mixed.conv.weight, exact.conv.weight, rtol=1e-4, atol=1e-4)
+
+
 def test_a_loaded_capstone_keeps_its_whitening():
     trained = CapstoneNet(widths=(8, 8, 8)).train()
     trained(correlated_images(8))
