@@ -28,6 +28,7 @@ class PatchWhitening(nn.Module):
         self.conv.weight.requires_grad_(False)
         self.eps = eps
         self.register_buffer("ready", torch.tensor(False))  # saved in checkpoints with the weights
+        self.checked = False  # whether `ready` was read: once, since reading it syncs a GPU
 
     @torch.no_grad()
     def fit(self, images: torch.Tensor) -> None:
@@ -44,8 +45,10 @@ class PatchWhitening(nn.Module):
         self.ready.fill_(True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training and not self.ready:
-            self.fit(x)
+        if self.training and not self.checked:
+            if not self.ready:
+                self.fit(x)
+            self.checked = True
         return self.conv(x)
 
 
