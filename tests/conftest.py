@@ -1,7 +1,9 @@
 """Shared test settings."""
 
+import importlib.util
 import os
 import socket
+from pathlib import Path
 
 import pytest
 import torch
@@ -49,3 +51,18 @@ def shared_archive():
             pytest.fail(f"{reason}; CI must run the real-data tests.", pytrace=False)
         pytest.skip(reason)
     return path
+
+
+@pytest.fixture(scope="session")
+def load_script():
+    """Import a script of the repository (``tools/``, ``benchmarks/``) by its relative path,
+    as the module its tests exercise."""
+
+    def load(relative: str):
+        path = Path(__file__).resolve().parent.parent / relative
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

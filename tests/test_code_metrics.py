@@ -1,20 +1,12 @@
 """The readable core keeps its caps (docs/architecture.md): measured by tools/code_metrics.py,
 the same script an instructor runs, so a change that breaks a cap fails here."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-SCRIPT = Path(__file__).resolve().parent.parent / "tools" / "code_metrics.py"
 
 
 @pytest.fixture(scope="module")
-def metrics():
-    spec = importlib.util.spec_from_file_location("code_metrics", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def metrics(load_script):
+    return load_script("tools/code_metrics.py")
 
 
 def test_every_cap_of_the_readable_core_holds(metrics):

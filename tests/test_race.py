@@ -1,20 +1,12 @@
 """The recipes race (benchmarks/real_data.py): every network narrowed to the same cost per
 image, and the verdict computed from the runs it is given."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "real_data.py"
 
 
 @pytest.fixture(scope="module")
-def race():
-    spec = importlib.util.spec_from_file_location("real_data", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def race(load_script):
+    return load_script("benchmarks/real_data.py")
 
 
 def test_every_recipes_network_is_narrowed_to_the_same_flops(race):
