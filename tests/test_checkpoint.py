@@ -1,6 +1,7 @@
 """Checkpoints: exact resume after a SIGKILL, clear mismatch errors, atomic writes,
-weights_only loading and random-state round trips."""
+weights_only loading, random-state round trips, and fit's progress bar."""
 
+import importlib.util
 import json
 import os
 import random
@@ -8,12 +9,18 @@ import signal
 import subprocess
 import sys
 import time
+import types
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from tqdm.notebook import tqdm as notebook_tqdm
+from tqdm.std import tqdm as std_tqdm
 
+from course_utils.data import synthetic_cifar10
+from course_utils.loader import DeviceLoader
 from course_utils.models import ResNet
 from course_utils.optim import make_optimizer, make_scheduler
 from course_utils.support import checkpoint
@@ -22,6 +29,7 @@ from course_utils.support.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from course_utils.train import fit
 
 WORKER = Path(__file__).with_name("_resume_worker.py")
 TIMING = {"seconds", "images_per_sec", "elapsed"}
@@ -208,3 +216,41 @@ def test_stale_temporary_files_from_a_killed_save_are_cleaned(tmp_path):
     save_checkpoint(path, ResNet([1], [4]))
     assert path.is_file() and not stale.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"]
+
+
+def test_a_text_progress_bar_redraws_sparsely_where_its_lines_are_kept(capsys):
+    """Off a terminal (a notebook without ipywidgets, a log file) a run's bar is a few lines,
+    not one every 0.1 s."""
+
+    class SlowLoss(torch.nn.CrossEntropyLoss):
+        def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+            time.sleep(0.05)  # 24 steps, 1.2 s: a dozen redraws at tqdm's default 0.1 s
+            return super().forward(logits, labels)
+
+    loader = DeviceLoader(synthetic_cifar10(192, seed=0), 8)
+    fit(ResNet([1], [4]), loader, epochs=1, loss=SlowLoss(), name="slow")
+    err = capsys.readouterr().err
+    assert "slow: 100%" in err and "24/24" in err
+    assert err.count("\r") <= 5, err.split("\r")
+
+
+def test_progress_bars_use_a_widget_only_in_jupyter_with_ipywidgets_and_never_warn(monkeypatch):
+    find_spec = importlib.util.find_spec
+    kernel_shell = types.SimpleNamespace(kernel=object())  # Jupyter's shell has a kernel
+    for shell, widgets, expected in [
+        (kernel_shell, False, std_tqdm),  # Jupyter without ipywidgets: text, no warning
+        (kernel_shell, True, notebook_tqdm),  # Jupyter with ipywidgets (Colab): a widget
+        (types.SimpleNamespace(), True, std_tqdm),  # a terminal IPython
+    ]:
+        ipython = types.SimpleNamespace(get_ipython=lambda shell=shell: shell)
+        monkeypatch.setitem(sys.modules, "IPython", ipython)
+        monkeypatch.setattr(
+            importlib.util,
+            "find_spec",
+            lambda name, *rest, widgets=widgets: (
+                (object() if widgets else None) if name == "ipywidgets" else find_spec(name, *rest)
+            ),
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # "IProgress not found" would raise here
+            assert checkpoint.bar_class() is expected

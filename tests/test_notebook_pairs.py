@@ -6,6 +6,7 @@ and ``--test`` exit 0 on such drift, so they are no check).
 """
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -53,3 +54,9 @@ def test_notebook_has_no_outputs(notebook):
 def test_every_twin_has_a_notebook():
     orphans = [p.name for p in NOTEBOOKS.glob("[0-9]*.py") if not p.with_suffix(".ipynb").exists()]
     assert not orphans, f"twins without a notebook: {orphans}: {FIX}"
+
+
+def test_lecture_00_lists_every_lecture():
+    listed = re.findall(r"^# \| (\d\d) \|", (NOTEBOOKS / "00_setup.py").read_text(), re.MULTILINE)
+    lectures = [p.name[:2] for p in PAIRS if p.name[:2] != "00"]
+    assert listed == lectures, f"00_setup's table lists {listed}, the lectures are {lectures}"

@@ -36,3 +36,32 @@ def test_a_lecture_over_its_budget_fails_the_run(tmp_path):
 def test_an_unknown_lecture_is_one_line():
     done = run_tool("--lectures", "42")
     assert done.returncode != 0 and "--lectures: no lecture 42" in done.stderr
+
+
+def test_a_training_cell_in_a_kernel_keeps_one_quiet_progress_line(tmp_path, load_script):
+    """In Jupyter without ipywidgets: a text bar, no "IProgress not found" warning, and the
+    executed notebook keeps the bar's last line only (not every redraw)."""
+    import nbformat
+
+    tool = load_script("tools/run_lectures.py")
+    cell = (
+        "from course_utils.data import synthetic_cifar10\n"
+        "from course_utils.loader import DeviceLoader\n"
+        "from course_utils.models import ResNet\n"
+        "from course_utils.train import fit\n"
+        "fit(ResNet([1], [4]), DeviceLoader(synthetic_cifar10(256, seed=0), 8), epochs=2,\n"
+        "    name='tiny')\n"
+        "print('trained')"
+    )
+    path = tmp_path / "tiny.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell)]), path)
+    out = tmp_path / "out"
+    out.mkdir()
+    row = tool.run_lecture(path, 300, out)
+    assert row["ok"], row["error"]
+    outputs = nbformat.read(out / "tiny.ipynb", as_version=4).cells[0].outputs
+    streams = {output.name: output.text for output in outputs}
+    assert [output.output_type for output in outputs] == ["stream", "stream"], outputs
+    assert streams["stdout"] == "trained\n"
+    assert streams["stderr"].startswith("tiny: 100%") and "64/64" in streams["stderr"]
+    assert "IProgress" not in streams["stderr"] and streams["stderr"].count("\n") <= 1

@@ -78,8 +78,8 @@ def run_lecture(path: Path, budget_s: float, out: Path) -> dict:
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     notebook = nbformat.read(path, as_version=4)
-    client = NotebookClient(
-        notebook, timeout=int(budget_s), kernel_name="python3",
+    client = NotebookClient(  # coalesce: a progress bar's redraws keep only its last line
+        notebook, timeout=int(budget_s), kernel_name="python3", coalesce_streams=True,
         resources={"metadata": {"path": str(NOTEBOOKS)}},
     )  # fmt: skip
     start, error = time.perf_counter(), None

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 import json
 import math
 import os
 import random
 import re
+import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,13 +24,16 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from course_utils import augment, optim, settings
 
 FORMAT_VERSION = 2
 """2: the full TrainConfig, and the gradient scaler's state for fp16 runs, are saved."""
 _MAX_LISTED = 8
+TEXT_BAR_SECONDS = 5.0
+"""How often a text progress bar redraws where its lines are kept, not overwritten (a notebook
+without ipywidgets, a log file): a few lines a run instead of one every 0.1 s."""
 ENTRIES = ("format_version", "epoch", "model", "optimizer", "scheduler", "history", "config")
 """What every checkpoint holds (``rng`` and ``extra`` may be None)."""
 
@@ -504,12 +509,17 @@ class Run:
         return self.history
 
     def progress_bar(self, steps: int, progress: bool) -> tqdm:
+        """One bar for the whole run: a widget in Jupyter with ipywidgets, else a text bar,
+        redrawn every ``TEXT_BAR_SECONDS`` unless it writes to a terminal."""
         epochs = self.history.config["epochs"]
-        return tqdm(
+        kind = bar_class()
+        live = kind is not tqdm or sys.stderr.isatty()
+        return kind(
             total=epochs * steps,
             initial=self.first_epoch * steps,
             desc=self.history.name,
             disable=not progress,
+            mininterval=0.1 if live else TEXT_BAR_SECONDS,
         )
 
     def end_epoch(self, epoch: int, record: dict, bar: tqdm, on_epoch: Any) -> bool:
@@ -523,6 +533,18 @@ class Run:
         if answer is not None and not isinstance(answer, bool):
             raise TypeError(f"on_epoch must return True (stop), False or None, got {answer!r}.")
         return bool(answer)
+
+
+def bar_class() -> type[tqdm]:
+    """tqdm's notebook widget inside a Jupyter kernel that has ipywidgets (Colab), its text bar
+    everywhere else: unlike ``tqdm.auto``, never the warning "IProgress not found"."""
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    in_kernel = getattr(shell, "kernel", None) is not None  # Jupyter, not a terminal IPython
+    if in_kernel and importlib.util.find_spec("ipywidgets") is not None:
+        from tqdm.notebook import tqdm as widget
+
+        return widget
+    return tqdm
 
 
 def _save(path: Path, epochs_done: int, state: dict, history: Any) -> None:
