@@ -884,9 +884,14 @@ ledger.add("two workers, command line", worker_model, worker_images)
 #   both; the total can exceed the grid's size.
 # - A dropped session resumes by running the same command again: `open_study` opens the
 #   existing study (Optuna's `load_if_exists`) and the new trials continue its numbering, as
-#   the TPE study did in section 3. A trial that was running when its session died stays
-#   "running" in the storage; `RDBStorage(url, heartbeat_interval=60)` lets Optuna mark such
-#   trials failed, and a journal file has no heartbeat.
+#   the TPE study did in section 3. The drop costs the trial that was running, never the
+#   finished ones. In a database storage (SQLite, as in section 3, or a server) a running
+#   trial writes a heartbeat every minute (`sweep.HEARTBEAT_SECONDS`); three minutes after
+#   the last one (`sweep.GRACE_SECONDS`), the next worker to start a trial marks it failed
+#   and runs it again from its first epoch with the same settings, so the epochs it had
+#   trained are paid twice. A journal file has no heartbeat in Optuna: there the dead trial
+#   stays "running" and is not run again (`sweep.finished_trials` leaves it out, so a
+#   top-up to a budget still counts right).
 # - A study records the setup it was created for (recipe, config, model, space, data) and
 #   refuses a worker with another one, so two different sweeps never mix in one study.
 

@@ -2,12 +2,15 @@
 journal files, resuming, two workers sharing a study, pruning, and one-line CLI errors.
 
 Every trial is tiny: a ResNet([1], [4]) (the zoo is patched) on a few hundred synthetic
-images, one or two epochs.
+images, one or two epochs (twenty for the worker killed mid-trial).
 """
 
 import multiprocessing
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import optuna
 import pytest
@@ -173,3 +176,38 @@ def test_course_utils_works_without_optuna_and_the_sweep_command_says_what_is_mi
     assert (
         result.stderr == "error: sweeps need Optuna, which is not installed: pip install optuna\n"
     )
+
+
+def test_a_worker_killed_mid_trial_leaves_no_ghost_the_next_worker_runs_its_trial_again(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setattr(sweep, "HEARTBEAT_SECONDS", 1)  # the defaults are 60 and 180 seconds
+    monkeypatch.setattr(sweep, "GRACE_SECONDS", 2)
+    storage = f"sqlite:///{tmp_path / 'sweeps.db'}"
+    argv = ["sweep", "--recipe", "wang", "--trials", "1", "--storage", storage, "--study", "s",
+            "--sampler", "random", *TINY[:-3], "--epochs", "20", "--no-progress"]  # fmt: skip
+    worker = multiprocessing.get_context("fork").Process(target=_worker, args=(argv,))
+    worker.start()
+    reader = optuna.storages.RDBStorage(storage)
+    deadline = time.monotonic() + 120
+    trials = []
+    while not any(t.intermediate_values for t in trials):  # until its first epoch is reported
+        assert worker.is_alive() and time.monotonic() < deadline, "the worker never got going"
+        time.sleep(0.05)
+        studies = reader.get_all_studies()
+        trials = sweep.load_study("s", reader).get_trials() if studies else []
+    worker.kill()  # SIGKILL, mid-trial: no handler runs, as when a Colab session drops
+    worker.join()
+    assert worker.exitcode == -signal.SIGKILL
+    assert [t.state.name for t in sweep.load_study("s", reader).trials] == ["RUNNING"]
+
+    time.sleep(sweep.GRACE_SECONDS + 1)  # the dead worker's heartbeat goes stale
+    code, out, err = run_cli(argv, capsys)
+    assert code == 0, err
+    ghost, retry = sweep.load_study("s", reader).trials
+    assert ghost.state.name == "FAIL" and retry.state.name == "COMPLETE"
+    assert retry.params == ghost.params and retry.system_attrs["failed_trial"] == 0
+    assert list(retry.intermediate_values) == list(range(1, 21))  # again from its first epoch
+    assert retry.user_attrs["worker"].endswith(f":{os.getpid()}")
+    assert "the study     2 trial(s):" in out and "1 fail" in out and "running" not in out
+    assert [t.number for t in sweep.finished_trials(sweep.load_study("s", reader))] == [1]

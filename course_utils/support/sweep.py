@@ -66,6 +66,18 @@ JOURNAL_SUFFIXES = (".log", ".journal")
 GRID_POINTS = 3
 """Points per numeric dimension when the grid sampler is used and no grid is given."""
 
+HEARTBEAT_SECONDS = 60
+"""How often a running trial writes "still alive" into a database storage (SQLite, PostgreSQL,
+MySQL). Optuna has no heartbeat for journal files."""
+
+GRACE_SECONDS = 180
+"""A trial silent this long in a database storage (its worker was killed: a Colab session that
+dropped) is marked failed, and the next worker to start a trial runs it again from its first
+epoch with the same settings."""
+
+MAX_RETRIES = 2
+"""Times a dead worker's trial is run again: one that kills every worker (out of memory) stops."""
+
 
 class SweepError(ValueError):
     """A sweep that cannot start (bad storage, search space or study), in one line."""
@@ -459,6 +471,10 @@ def open_storage(url: str | os.PathLike = DEFAULT_STORAGE) -> optuna.storages.Ba
     - a file path ending in ``.log`` or ``.journal``: an Optuna journal file, for workers
       that share a file system but no database server. It is locked with a lock file next
       to it (``JournalFileOpenLock``), which works where symbolic links do not.
+
+    A database storage keeps a heartbeat of every running trial, so the trial of a worker
+    that died is marked failed and run again (``GRACE_SECONDS``); in a journal file it stays
+    "running", and ``finished_trials`` leaves it out.
     """
     optuna = require_optuna()
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
@@ -526,20 +542,40 @@ def require_optuna():
 
 
 def _rdb_storage(text: str, attempts: int = 5) -> optuna.storages.RDBStorage:
-    """``RDBStorage(text)``, tried again a few times when another worker is creating the
-    same new database at this moment ("table ... already exists", "database is locked")."""
+    """``RDBStorage(text)`` with a heartbeat (``_heartbeat``), tried again a few times when
+    another worker is creating the same new database at this moment ("table ... already
+    exists", "database is locked")."""
+    import warnings
+
     import optuna
     from sqlalchemy.exc import SQLAlchemyError
 
     for attempt in range(attempts):
         try:
-            return optuna.storages.RDBStorage(text)
+            with warnings.catch_warnings():  # Optuna calls the heartbeat experimental
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(text, **_heartbeat())
         except SQLAlchemyError as err:
             busy = any(sign in str(err) for sign in ("already exists", "locked", "UNIQUE"))
             if not busy or attempt == attempts - 1:
                 raise
             time.sleep(0.5 * (attempt + 1))
     raise AssertionError("unreachable")
+
+
+def _heartbeat() -> dict:
+    """RDBStorage's heartbeat arguments: a running trial beats every ``HEARTBEAT_SECONDS``;
+    one silent for ``GRACE_SECONDS`` is failed and queued again (``MAX_RETRIES`` times)."""
+    import inspect
+
+    from optuna import storages
+
+    accepted = inspect.signature(storages.RDBStorage).parameters
+    stale = "heartbeat_stale_trial_callback"  # Optuna >= 4.9; before: failed_trial_callback
+    name = stale if stale in accepted else "failed_trial_callback"
+    retry = getattr(storages, "RetryHeartbeatStaleTrialCallback", storages.RetryFailedTrialCallback)
+    callback = retry(max_retry=MAX_RETRIES)
+    return {"heartbeat_interval": HEARTBEAT_SECONDS, "grace_period": GRACE_SECONDS, name: callback}
 
 
 def where(url: str | os.PathLike) -> str:
@@ -687,9 +723,11 @@ def where_storage(storage: optuna.storages.BaseStorage) -> str:
 
 
 def finished_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """The study's trials that are complete, pruned or failed: not those still running,
-    nor those of a worker that died mid-trial (lecture 07 tops studies up to a budget)."""
-    return [trial for trial in study.get_trials(deepcopy=False) if trial.state.is_finished()]
+    """The study's trials that are complete, pruned or failed, less a dead worker's trial
+    that was queued again: what lecture 07 tops a study up to its budget with."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {number for trial in trials for number in trial.system_attrs.get("retry_history", ())}
+    return [t for t in trials if t.state.is_finished() and t.number not in retried]
 
 
 def add_trials(
