@@ -1,7 +1,6 @@
 """Checkpoints: exact resume after a SIGKILL, clear mismatch errors, atomic writes,
 weights_only loading, random-state round trips, and fit's progress bar."""
 
-import importlib.util
 import json
 import os
 import random
@@ -9,15 +8,11 @@ import signal
 import subprocess
 import sys
 import time
-import types
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from tqdm.notebook import tqdm as notebook_tqdm
-from tqdm.std import tqdm as std_tqdm
 
 from course_utils.data import synthetic_cifar10
 from course_utils.loader import DeviceLoader
@@ -232,25 +227,3 @@ def test_a_text_progress_bar_redraws_sparsely_where_its_lines_are_kept(capsys):
     err = capsys.readouterr().err
     assert "slow: 100%" in err and "24/24" in err
     assert err.count("\r") <= 5, err.split("\r")
-
-
-def test_progress_bars_use_a_widget_only_in_jupyter_with_ipywidgets_and_never_warn(monkeypatch):
-    find_spec = importlib.util.find_spec
-    kernel_shell = types.SimpleNamespace(kernel=object())  # Jupyter's shell has a kernel
-    for shell, widgets, expected in [
-        (kernel_shell, False, std_tqdm),  # Jupyter without ipywidgets: text, no warning
-        (kernel_shell, True, notebook_tqdm),  # Jupyter with ipywidgets (Colab): a widget
-        (types.SimpleNamespace(), True, std_tqdm),  # a terminal IPython
-    ]:
-        ipython = types.SimpleNamespace(get_ipython=lambda shell=shell: shell)
-        monkeypatch.setitem(sys.modules, "IPython", ipython)
-        monkeypatch.setattr(
-            importlib.util,
-            "find_spec",
-            lambda name, *rest, widgets=widgets: (
-                (object() if widgets else None) if name == "ipywidgets" else find_spec(name, *rest)
-            ),
-        )
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")  # "IProgress not found" would raise here
-            assert checkpoint.bar_class() is expected

@@ -49,6 +49,7 @@ def test_a_training_cell_in_a_kernel_keeps_one_quiet_progress_line(tmp_path, loa
         "from course_utils.loader import DeviceLoader\n"
         "from course_utils.models import ResNet\n"
         "from course_utils.train import fit\n"
+        "import optuna  # imports tqdm.auto, as the Hugging Face Hub does\n"
         "fit(ResNet([1], [4]), DeviceLoader(synthetic_cifar10(256, seed=0), 8), epochs=2,\n"
         "    name='tiny')\n"
         "print('trained')"

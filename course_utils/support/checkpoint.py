@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.util
 import json
 import math
 import os
@@ -24,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from course_utils import augment, optim, settings
 
@@ -32,8 +31,8 @@ FORMAT_VERSION = 2
 """2: the full TrainConfig, and the gradient scaler's state for fp16 runs, are saved."""
 _MAX_LISTED = 8
 TEXT_BAR_SECONDS = 5.0
-"""How often a text progress bar redraws where its lines are kept, not overwritten (a notebook
-without ipywidgets, a log file): a few lines a run instead of one every 0.1 s."""
+"""How often a progress bar redraws off a terminal, where each redraw is kept (a notebook, a log
+file) or the bar is a widget: a few redraws a run instead of one every 0.1 s."""
 ENTRIES = ("format_version", "epoch", "model", "optimizer", "scheduler", "history", "config")
 """What every checkpoint holds (``rng`` and ``extra`` may be None)."""
 
@@ -509,17 +508,15 @@ class Run:
         return self.history
 
     def progress_bar(self, steps: int, progress: bool) -> tqdm:
-        """One bar for the whole run: a widget in Jupyter with ipywidgets, else a text bar,
-        redrawn every ``TEXT_BAR_SECONDS`` unless it writes to a terminal."""
+        """One bar for the whole run (a widget in Jupyter with ipywidgets, as on Colab), redrawn
+        every ``TEXT_BAR_SECONDS`` unless a terminal overwrites its line."""
         epochs = self.history.config["epochs"]
-        kind = bar_class()
-        live = kind is not tqdm or sys.stderr.isatty()
-        return kind(
+        return tqdm(
             total=epochs * steps,
             initial=self.first_epoch * steps,
             desc=self.history.name,
             disable=not progress,
-            mininterval=0.1 if live else TEXT_BAR_SECONDS,
+            mininterval=0.1 if sys.stderr.isatty() else TEXT_BAR_SECONDS,
         )
 
     def end_epoch(self, epoch: int, record: dict, bar: tqdm, on_epoch: Any) -> bool:
@@ -533,18 +530,6 @@ class Run:
         if answer is not None and not isinstance(answer, bool):
             raise TypeError(f"on_epoch must return True (stop), False or None, got {answer!r}.")
         return bool(answer)
-
-
-def bar_class() -> type[tqdm]:
-    """tqdm's notebook widget inside a Jupyter kernel that has ipywidgets (Colab), its text bar
-    everywhere else: unlike ``tqdm.auto``, never the warning "IProgress not found"."""
-    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
-    in_kernel = getattr(shell, "kernel", None) is not None  # Jupyter, not a terminal IPython
-    if in_kernel and importlib.util.find_spec("ipywidgets") is not None:
-        from tqdm.notebook import tqdm as widget
-
-        return widget
-    return tqdm
 
 
 def _save(path: Path, epochs_done: int, state: dict, history: Any) -> None:
