@@ -186,9 +186,9 @@ def test_a_worker_killed_mid_trial_leaves_no_ghost_the_next_worker_runs_its_tria
     storage = f"sqlite:///{tmp_path / 'sweeps.db'}"
     argv = ["sweep", "--recipe", "wang", "--trials", "1", "--storage", storage, "--study", "s",
             "--sampler", "random", *TINY[:-3], "--epochs", "20", "--no-progress"]  # fmt: skip
+    reader = optuna.storages.RDBStorage(storage)  # the tables exist before the worker starts
     worker = multiprocessing.get_context("fork").Process(target=_worker, args=(argv,))
     worker.start()
-    reader = optuna.storages.RDBStorage(storage)
     deadline = time.monotonic() + 120
     trials = []
     while not any(t.intermediate_values for t in trials):  # until its first epoch is reported
