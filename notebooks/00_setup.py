@@ -167,6 +167,26 @@ assert same, "the device computed a different product"
 print(f"256x256 matrix product on {device}: matches the CPU")
 
 # %% [markdown]
+# ## Why your numbers differ a little from the ones quoted
+#
+# Run a lecture twice on one machine and it prints the same numbers, bit for bit (lecture
+# 07 shows how). With another number of CPU threads, another CPU or GPU, or other library
+# versions, the last digits move. A convolution or a matrix product on several threads
+# splits each long sum into parts, one per thread, and adds the parts at the end; a
+# floating-point sum is rounded after every addition, so another split gives another last
+# bit. Other hardware and libraries choose other kernels (vector widths, memory layouts, on
+# a GPU cuDNN's algorithms), with the same effect. Training then amplifies these tiny
+# differences, step after step, until a short run's final loss differs in its second
+# decimal: lecture 02's smoke-size plain-20 network, same seed, same data, ended at a
+# training loss of 2.29 on one thread and 1.85 on two. So the lectures quote ranges over
+# seeds and thread counts, or what happens (which curve ends lower), never one exact
+# number; and a difference smaller than the spread between seeds (lecture 07) tells you
+# nothing.
+
+# %%
+print(f"torch computes on {torch.get_num_threads()} CPU thread(s) in this kernel")
+
+# %% [markdown]
 # ## Summary
 #
 # - Open lectures from the README badges, pick an A100 runtime, run from the top.
