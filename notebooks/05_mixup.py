@@ -876,17 +876,19 @@ settings.check_plan(total, PLANNED_PFLOPS)  # a Try it that adds runs gets a not
 #
 # 1. **Edit cell of section 9**: set `MY_ALPHA = 0.2`, then `2.0`, and compare with the
 #    α = 1 default. The mixed training accuracy moves against α: at α = 0.2 most blends are
-#    nearly one image, so it is the highest of the three, at α = 2.0 the lowest (smoke
-#    mode, epoch 2: about 20%, 17% and 16%). Pick α by the validation accuracy printed by
-#    the cell, never by the test accuracy. In smoke mode α = 0.2 wins (about 29% against
-#    24% and 25%): mild mixing is closest to no mixing, which leads at this tiny budget.
-# 2. **Edit cell of section 9**: `MIX_FRACTION = 0.5`. Mixing stops halfway through epoch
-#    2 of 3 in smoke mode (epoch 20 of 40 at cpu size, 25 of 50 with the `full` branch of the
-#    parameters cell). In smoke mode the dashed training
-#    accuracy ends about 4.5 points above the fully mixed run's (26.9% against 22.4%), but
-#    the validation accuracy does not follow: both end at 22.5%. The jump is plainer in a long
-#    run: with `EPOCHS = 100` in smoke mode and the default 0.8, the training accuracy
-#    leapt from about 71% to 99% in the first unmixed epoch.
+#    nearly one image, so it is the highest of the three, at α = 2.0 the lowest (smoke mode,
+#    epoch 2: 20-21%, 17-18% and 16-17% on one or two CPU threads). Pick α by the validation
+#    accuracy printed by the cell, never by the test accuracy. In smoke mode the winner is
+#    an accident: on one thread α = 2.0 won (41% against 30% for α = 0.2 and 23% for α = 1),
+#    on two threads α = 0.2 (31% against 24% and 28%). Three epochs scored on 102 validation
+#    images cannot rank them; rank them at cpu size.
+# 2. **Edit cell of section 9**: `MIX_FRACTION = 0.5`. Mixing stops halfway through epoch 2
+#    of 3 in smoke mode (epoch 20 of 40 at cpu size, 25 of 50 with the `full` branch of the
+#    parameters cell). In smoke mode the dashed training accuracy ends 3 to 5 points above
+#    the fully mixed run's (25-27% against 22%, on one or two CPU threads), but the
+#    validation accuracy does not follow: it ends lower (22-25% against 23-28%). The jump is
+#    plainer in a long run: with `EPOCHS = 100` in smoke mode and the default 0.8, the
+#    training accuracy leapt from about 71% to 99% in the first unmixed epoch.
 # 3. **Edit cell of section 9**: `MY_KIND = "cutmix"` with `MIX_FRACTION = 1.0`, and compare
 #    with the CutMix run of section 6: same settings and seed, so on a CPU every epoch's
 #    loss and accuracy agree to the last digit (on a GPU up to its non-deterministic

@@ -1068,15 +1068,15 @@ if your_recipe is recipe and your_params == params.count_parameters(
 #    recipe.replace(ema=0.99)` and `build_your_model` back to
 #    `capstone.CapstoneNet(widths=WIDTHS)`. With `ema`, `fit` measures the averaged weights
 #    on the validation split after every epoch and hands them back in the model at the end.
-#    In smoke mode the validation accuracy falls far below the capstone run's (we saw 8.00%
-#    on the stand-in, against 63.00% without the average): there are only 28 optimizer
-#    steps, and with decay 0.99 the average still gives the weights after the very first
-#    step a share of $0.99^{27} \approx 76\%$. An average helps only over many more steps
-#    than its horizon of about $1/(1-0.99) = 100$. Page's and airbench's averages start late
-#    or weigh the start lightly for that reason (and `fit`'s average includes BatchNorm's
-#    running statistics, which here still remember the first batches too); a plain Lookahead
-#    (`recipe.replace(lookahead={"k": 5, "alpha": 0.5})`) cost 2.4 points in the course's
-#    tuning log (section 3), which is why `fast94` has none.
+#    In smoke mode the validation accuracy falls far below the capstone run's (we saw 8% on
+#    the stand-in, against 62-63% without the average, on one or two CPU threads): there are
+#    only 28 optimizer steps, and with decay 0.99 the average still gives the weights after
+#    the very first step a share of $0.99^{27} \approx 76\%$. An average helps only over
+#    many more steps than its horizon of about $1/(1-0.99) = 100$. Page's and airbench's
+#    averages start late or weigh the start lightly for that reason (and `fit`'s average
+#    includes BatchNorm's running statistics, which here still remember the first batches
+#    too); a plain Lookahead (`recipe.replace(lookahead={"k": 5, "alpha": 0.5})`) cost 2.4
+#    points in the course's tuning log (section 3), which is why `fast94` has none.
 # 3. **Ablate one ingredient.** In the *Your turn* cell return
 #    `capstone.CapstoneNet(widths=WIDTHS)` from `build_your_model`, so that only the recipe
 #    differs from the capstone run (with `your_recipe = recipe` unchanged it repeats that
@@ -1084,13 +1084,12 @@ if your_recipe is recipe and your_params == params.count_parameters(
 #    ingredient at a time: `recipe.replace(label_smoothing=0.0)`,
 #    `recipe.replace(optimizer="momentum")` (no Nesterov), or
 #    `recipe.replace(augment=recipe.config.augment[1:])` (flips only, no shifts). Which one
-#    costs the most validation accuracy? In smoke mode we saw 67.00% without label
-#    smoothing, 58.50% with plain momentum and 63.50% with flips only, against 63.00%, but
-#    that is two
-#    epochs on 200 validation images of the stand-in. At cpu size your run ranks them for
-#    the capstone on 1,000 real validation images (a standard error of about 1.5 points
-#    each); section 3's plot shows what the course measured at a similar size, with two
-#    seeds.
+#    costs the most validation accuracy? In smoke mode we saw 66-67% without label
+#    smoothing, 58.5-59% with plain momentum and 63.5-64% with flips only, against 62-63%
+#    (on one or two CPU threads), but that is two epochs on 200 validation images of the
+#    stand-in. At cpu size your run ranks them for the capstone on 1,000 real validation
+#    images (a standard error of about 1.5 points each); section 3's plot shows what the
+#    course measured at a similar size, with two seeds.
 # 4. **A report's model, our recipe.** Return `zoo.build("wang")` from `build_your_model`.
 #    Is the recipe or the architecture behind the difference? Only the `full` branch on a
 #    GPU answers it, and there also set `your_recipe = recipe.replace(epochs=4)`: `wang`'s
