@@ -211,3 +211,11 @@ def test_a_worker_killed_mid_trial_leaves_no_ghost_the_next_worker_runs_its_tria
     assert retry.user_attrs["worker"].endswith(f":{os.getpid()}")
     assert "the study     2 trial(s):" in out and "1 fail" in out and "running" not in out
     assert [t.number for t in sweep.finished_trials(sweep.load_study("s", reader))] == [1]
+
+
+def test_a_database_keeps_a_heartbeat_but_an_in_memory_one_does_not(tmp_path):
+    """An in-memory SQLite database has one worker, and the heartbeat's thread would open
+    another, empty database ("no such table: trial_heartbeats")."""
+    on_disk = sweep.open_storage(f"sqlite:///{tmp_path / 'sweeps.db'}")
+    assert on_disk.get_heartbeat_interval() == sweep.HEARTBEAT_SECONDS
+    assert sweep.open_storage("sqlite:///:memory:").get_heartbeat_interval() is None

@@ -513,14 +513,19 @@ def _open_rdb(text: str) -> optuna.storages.RDBStorage:
         address.get_dialect()  # an unknown database kind fails here, before connecting
     except (SQLAlchemyError, ValueError) as err:
         raise SweepError(f"storage {shown!r} is not a database URL: {_first_line(err)}") from None
-    if address.get_backend_name() == "sqlite" and address.database not in (None, "", ":memory:"):
+    in_memory = address.get_backend_name() == "sqlite" and address.database in (
+        None,
+        "",
+        ":memory:",
+    )
+    if address.get_backend_name() == "sqlite" and not in_memory:
         folder = Path(address.database).expanduser().parent
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise SweepError(f"cannot create {folder} for {shown}: {err.strerror}.") from None
     try:
-        return _rdb_storage(text)
+        return _rdb_storage(text, heartbeat=not in_memory)
     except ImportError:
         raise SweepError(
             f"storage {shown} needs the {address.get_backend_name()} driver "
@@ -541,10 +546,13 @@ def require_optuna():
     return optuna
 
 
-def _rdb_storage(text: str, attempts: int = 5) -> optuna.storages.RDBStorage:
-    """``RDBStorage(text)`` with a heartbeat (``_heartbeat``), tried again a few times when
-    another worker is creating the same new database at this moment ("table ... already
-    exists", "database is locked")."""
+def _rdb_storage(
+    text: str, heartbeat: bool = True, attempts: int = 5
+) -> optuna.storages.RDBStorage:
+    """``RDBStorage(text)``, with a heartbeat (``_heartbeat``) unless told not to (an in-memory
+    SQLite database: one worker, and the heartbeat's thread would see another, empty one),
+    tried again a few times when another worker is creating the same new database at this
+    moment ("table ... already exists", "database is locked")."""
     import warnings
 
     import optuna
@@ -554,7 +562,7 @@ def _rdb_storage(text: str, attempts: int = 5) -> optuna.storages.RDBStorage:
         try:
             with warnings.catch_warnings():  # Optuna calls the heartbeat experimental
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(text, **_heartbeat())
+                return optuna.storages.RDBStorage(text, **(_heartbeat() if heartbeat else {}))
         except SQLAlchemyError as err:
             busy = any(sign in str(err) for sign in ("already exists", "locked", "UNIQUE"))
             if not busy or attempt == attempts - 1:
