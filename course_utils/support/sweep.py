@@ -513,12 +513,9 @@ def _open_rdb(text: str) -> optuna.storages.RDBStorage:
         address.get_dialect()  # an unknown database kind fails here, before connecting
     except (SQLAlchemyError, ValueError) as err:
         raise SweepError(f"storage {shown!r} is not a database URL: {_first_line(err)}") from None
-    in_memory = address.get_backend_name() == "sqlite" and address.database in (
-        None,
-        "",
-        ":memory:",
-    )
-    if address.get_backend_name() == "sqlite" and not in_memory:
+    sqlite = address.get_backend_name() == "sqlite"
+    in_memory = sqlite and address.database in (None, "", ":memory:")
+    if sqlite and not in_memory:
         folder = Path(address.database).expanduser().parent
         try:
             folder.mkdir(parents=True, exist_ok=True)
