@@ -75,6 +75,7 @@ def test_a_finished_run_is_never_overwritten_without_asking(tmp_path, capsys):
     before = (out_dir / "history.json").read_bytes()
     code, _, err = run_cli([*argv, "--lr", "0.05"], capsys)
     assert code == 2 and "holds a finished run" in err and "--overwrite" in err
+    assert "overwrite=True" not in err and "choose another --out" in err  # the flags' words
     assert (out_dir / "history.json").read_bytes() == before
     assert run_cli([*argv, "--lr", "0.05", "--overwrite"], capsys)[0] == 0
     assert json.loads((out_dir / "history.json").read_text())["config"]["lr"] == 0.05
@@ -99,15 +100,20 @@ def test_resume_continues_from_the_checkpoint(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--model", "resnet99"], "unknown model 'resnet99'; choose one of: pillai"),
-        (["--recipe", "fastest"], "Unknown recipe 'fastest'; choose one of: pillai"),
+        (["--model", "resnet99"], "unknown model 'resnet99'; did you mean 'resnet18'? choose"),
+        (["--model", "nope"], "unknown model 'nope'; choose one of: pillai"),
+        (["--model", "resnet-18"], "unknown model 'resnet-18'; did you mean 'resnet18'? choose"),
+        (["--recipe", "fastest"], "unknown recipe 'fastest'; did you mean 'fast94'? choose one"),
+        (["--recipe", "fast49"], "unknown recipe 'fast49'; did you mean 'fast94'? choose one"),
+        (["--recipe", "Wang"], "unknown recipe 'Wang'; did you mean 'wang'? choose one of: pillai"),
+        (["--recipe", "zzz"], "unknown recipe 'zzz'; choose one of: pillai"),
         (["--model", "wang", "--lr", "-0.1"], "--lr must be > 0"),
         (["--model", "wang", "--epochs", "0"], "--epochs must be a whole number >= 1"),
         (["--model", "wang", "--mixup", "-1"], "--mixup must be >= 0"),
         (["--model", "wang", "--mixup", "nan"], "--mixup must be a finite number"),
         (["--model", "wang", "--seed", "-1"], "--seed must be a whole number >= 0"),
-        (["--model", "wang", "--optimizer", "adamm"], "unknown optimizer 'adamm'"),
-        (["--model", "wang", "--schedule", "cosin"], "unknown schedule 'cosin'"),
+        (["--model", "wang", "--optimizer", "adamm"], "optimizer 'adamm'; did you mean 'adam'?"),
+        (["--model", "wang", "--schedule", "cosin"], "schedule 'cosin'; did you mean 'cosine'?"),
         (["--model", "wang", "--label-smoothing", "-0.1"], "--label-smoothing must be in [0"),
         (["--model", "wang", "--augment", "crop,blur"], "augment:"),
         (["--model", "wang", "--optimizer", "adam", "--momentum", "0.5"], "momentum is used by"),

@@ -277,7 +277,7 @@ def test_overwrite_removes_nothing_when_a_later_check_fails(tmp_path, capsys):
     [
         (["--train-images", "0"], "--train-images must be between 1 and 50,000"),
         (["--train-images", "10000000"], "--train-images must be between 1 and 50,000"),
-        (["--augment", "my.aug"], "--augment: Unknown augmentation"),
+        (["--augment", "my.aug"], "--augment: unknown augmentation"),
         (["--augment", "cutout:size=100"], "larger than the 32x32 images"),
         (["--train-images", "2", "--val-split", "0.1"], "holds out 0"),
         (["--budget", "-1"], "--budget must be a positive number"),
@@ -463,9 +463,9 @@ def test_unknown_model_names_are_plain_lines_before_anything_is_built():
     recipe = recipes.get_recipe("wang").replace(batch_size=32)
     with pytest.raises(UnknownNameError) as caught:
         recipe.replace(model="nope")
-    assert str(caught.value).startswith("Unknown zoo model 'nope'")  # not quoted by KeyError
+    assert str(caught.value).startswith("unknown zoo model 'nope'")  # not quoted by KeyError
     data = synthetic_cifar10(64)
-    with pytest.raises(UnknownNameError, match="Unknown zoo model 'nope'"):
+    with pytest.raises(UnknownNameError, match="unknown zoo model 'nope'"):
         recipes.run(recipe, data, synthetic_cifar10(32, split="test"), model="nope", epochs=1)
 
 

@@ -37,7 +37,7 @@ from course_utils.recipes import (
     get_recipe,
     run,
 )
-from course_utils.support import sweep
+from course_utils.support import sweep, words
 from course_utils.support.checkpoint import CheckpointMismatchError, CheckpointWriteError
 from course_utils.support.config_checks import check_config
 from course_utils.train import TrainingDiverged
@@ -143,11 +143,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     on_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_interrupt) if on_main_thread else None
     try:
-        if args.command == "zoo":
-            return show_zoo()
-        if args.command == "sweep":
-            return run_sweep(args)
-        return train(args)
+        with words.command_line():  # messages name flags, not Python keywords
+            if args.command == "zoo":
+                return show_zoo()
+            if args.command == "sweep":
+                return run_sweep(args)
+            return train(args)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -258,32 +259,43 @@ def _interrupted(checkpoint: Path, before: int | None, overwrite: bool) -> str:
     return f"Interrupted. The finished epochs are in {checkpoint}: {how} to continue."
 
 
-def resolve_recipe(args: argparse.Namespace, smoke: bool = False) -> Recipe:
-    """The recipe (or the defaults) with every explicitly given flag applied, checked; in
-    smoke mode with its epochs and batch capped."""
+def _base_recipe(args: argparse.Namespace) -> Recipe:
+    """The recipe ``--recipe`` names, or TrainConfig's defaults for ``--model``: what the
+    flags change."""
     if args.model is not None and args.model not in zoo.REPORTS:
-        raise UsageError(f"unknown model {args.model!r}; choose one of: {', '.join(zoo.REPORTS)}.")
+        raise UsageError(words.unknown("model", args.model, zoo.REPORTS))
     if args.recipe is not None:
         try:
-            recipe = get_recipe(args.recipe)
+            return get_recipe(args.recipe)
         except KeyError as err:
             raise UsageError(err.args[0]) from None
-    elif args.model is None:
+    if args.model is None:
         raise UsageError(f"give --model KEY or --recipe NAME; zoo keys: {', '.join(zoo.REPORTS)}.")
-    else:
-        recipe = Recipe(name=args.model, model=args.model, source="command-line settings")
+    return Recipe(name=args.model, model=args.model, source="command-line settings")
+
+
+def _given(args: argparse.Namespace) -> dict:
+    """The TrainConfig settings given as flags, as the config holds them."""
     changes = {key: getattr(args, key) for key in CONFIG_FLAGS if getattr(args, key) is not None}
     changes |= {
         key: getattr(args, key) for key in ("tta", "compile") if getattr(args, key) is not None
     }
-    if args.model is not None:
-        changes["model"] = args.model
     if "lookahead" in changes:
         changes["lookahead"] = _parse_lookahead(changes["lookahead"])
     if "augment" in changes:
         changes["augment"] = _parse_augment(changes["augment"])
     if "grad_clip" in changes:
         changes["grad_clip"] = {"norm": changes["grad_clip"]}
+    return changes
+
+
+def resolve_recipe(args: argparse.Namespace, smoke: bool = False) -> Recipe:
+    """The recipe (or the defaults) with every explicitly given flag applied, checked; in
+    smoke mode with its epochs and batch capped."""
+    recipe = _base_recipe(args)
+    changes = _given(args)
+    if args.model is not None:
+        changes["model"] = args.model
     if smoke:
         changes.setdefault("epochs", min(recipe.config.epochs, SMOKE_EPOCHS))
         changes.setdefault("batch_size", min(recipe.config.batch_size, SMOKE_BATCH_SIZE))
