@@ -17,7 +17,7 @@ from course_utils.augment import Cutout
 from course_utils.data import channel_stats, synthetic_cifar10
 from course_utils.loader import DeviceLoader
 from course_utils.models import BasicBlock, BlockShapeError, ResNet
-from course_utils.support import cli
+from course_utils.support import cli, words
 
 T = ["--smoke", "--data", "synthetic", "--train-images", "128", "--test-images", "64",
      "--batch-size", "32", "--no-progress"]  # fmt: skip
@@ -249,7 +249,7 @@ def test_a_placed_tarball_is_never_deleted_or_downloaded_over(tmp_path, monkeypa
 
     monkeypatch.setattr(sources, "_download", no_download)
     with pytest.raises(data.DataCorruptedError, match="left as it is") as caught:
-        sources._obtain_tarball(tmp_path, sources.CIFAR10_URL, download=True)
+        sources._obtain_tarball(tmp_path, sources.CIFAR10_URL, True, words.arg)
     assert str(local) in str(caught.value) and "\n" not in str(caught.value)
     assert local.exists() and (kind == "folder" or local.read_bytes() == b"not quite the tarball")
 
@@ -681,7 +681,7 @@ def test_cifar10_source_hub_means_the_hub_as_the_argument_does(monkeypatch):
     from course_utils.support import hub, sources
 
     monkeypatch.setenv(sources.SOURCE_ENV, "hub")
-    assert sources.named_source("auto", hub.HUB_REPO, hub.HUB_REVISION)[:2] == (
+    assert sources.named_source("auto", hub.HUB_REPO, hub.HUB_REVISION, words.arg)[:2] == (
         "hub",
         hub.HUB_REVISION,
     )
@@ -694,4 +694,4 @@ def test_a_folder_called_cifar10_is_pointed_at_when_the_keyword_finds_nothing(
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "cifar10").mkdir()
-    assert "give its path: ./cifar10" in sources.missing_message(tmp_path, "no internet")
+    assert "give its path: ./cifar10" in sources.missing_message(tmp_path, "no internet", words.arg)
