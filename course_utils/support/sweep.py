@@ -661,9 +661,12 @@ def open_study(
         study.set_user_attr("setup", setup)
     elif saved != setup:
         changed = [key for key in setup if saved.get(key) != setup[key]]
+        data = f": it holds trials on {saved.get('data')}" if "data" in changed else ""
+        another = words.pick("--study NAME", "open_study(name=...)")
         raise SweepError(
-            f"study {name!r} was created for another sweep (different {', '.join(changed)}); "
-            "give a new study name, or the same settings as before."
+            f"study {name!r} was created for another sweep (different "
+            f"{', '.join(changed)}){data}; name a new study with {another}, or give the same "
+            "settings as before."
         )
     return study
 
