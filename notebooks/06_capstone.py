@@ -1076,13 +1076,16 @@ if your_recipe is recipe and your_params == params.count_parameters(
 #
 # 1. **From the command line.** In a terminal (or a `!` cell), run
 #    `python -m course_utils train --recipe fast94 --smoke`. It calls the same
-#    `recipes.run` as section 4. After the line about the data, one line says what smoke
+#    `recipes.run` as section 4. Its first line lists every setting it changes from the
+#    recipe: `Settings: recipe fast94, changed: epochs 10 -> 2 (smoke mode); batch_size 512
+#    -> 128 (smoke mode).` After the line about the data, one line says what else smoke
 #    mode changed: `Smoke mode: 2000 train / 1000 test images, 2 epoch(s); capstone
 #    (2,055,384 parameters) is replaced by CapstoneNet(widths=(16, 32, 32)) (40,520
 #    parameters).`, the same narrowed capstone as this notebook's smoke mode. It ends with
 #    a summary: the run (`fast94 (2 epochs on cpu, fp32)` on a CPU), validation accuracy
 #    (last epoch), test accuracy (evaluated once, flip TTA), parameters, training PFLOPs,
-#    wall time, images/s, the data, and the three files it wrote in `runs/fast94/`. Its
+#    wall time, images/s, the data, and the three files it wrote in `runs/fast94-smoke/` (a
+#    smoke run's own folder: the full run's `runs/fast94/` stays free). Its
 #    training is this notebook's smoke run exactly (same seed, same starting weights, same
 #    split: on a CPU the same validation accuracy as section 4's); only its test accuracy
 #    differs, because its test set has 1,000 images, not 500. Run the same command twice
