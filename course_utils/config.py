@@ -4,13 +4,13 @@ command line and sweeps check it at their door (``support.config_checks.check_co
 
 from __future__ import annotations
 
-import difflib
 import json
 import numbers
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from course_utils import augment, optim
+from course_utils.support import words
 from course_utils.support.validate import ConfigError, UnknownNameError  # noqa: F401 (re-exported)
 
 
@@ -108,8 +108,7 @@ def _refuse_unknown(settings: dict[str, Any]) -> None:
 
 
 def _closest(name: str) -> str | None:
-    matches = difflib.get_close_matches(name, field_names(), n=1)
-    return _ALIASES.get(name) or (matches[0] if matches else None)
+    return _ALIASES.get(name) or words.closest(name, field_names())
 
 
 def field_names() -> tuple[str, ...]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from course_utils import settings
-from course_utils.support import data_checks, hub, image_folder, sources, synthetic
+from course_utils.support import data_checks, hub, image_folder, sources, synthetic, words
 from course_utils.support.sources import (
     DataCorruptedError,
     DataNotFoundError,
@@ -161,9 +161,11 @@ def cifar10(
     from ``seed``) or a local path: the official release or an image folder / archive
     (``load_image_folder``; ``check_counts=False`` accepts any number per class). For "auto"
     and "cifar10" the ``CIFAR10_SOURCE`` variable may name the source instead (also a mirror
-    URL or ``hf://uoft-cs/cifar10@revision``). Unnamed, the first that works is used: the
-    release in the data folder ``root``, the Hub (verified), the official server, then for
-    "auto" the stand-in, each announced in one line. A named source that fails raises
+    URL or ``hf://uoft-cs/cifar10@revision``); a relative path is looked for from the working
+    folder, then from the repository root. Unnamed, the first that works is used: the release
+    in the data folder ``root``, an image folder read before and cached there (not at smoke
+    size: CI stays on the stand-in), the Hub (verified), the official server, then for "auto"
+    the stand-in, each announced in one line. A named source that fails raises
     ``DataNotFoundError`` or ``DataCorruptedError``. ``n`` keeps the first n images; see
     data/README.md.
     """
@@ -171,7 +173,7 @@ def cifar10(
     folder = _folder(root)
     if isinstance(source, str) and source == "synthetic":
         return synthetic_cifar10(n or SYNTHETIC_SIZES[split], seed=seed, split=split)
-    named = sources.named_source(source, hub.HUB_REPO, hub.HUB_REVISION)
+    named = sources.named_source(source, hub.HUB_REPO, hub.HUB_REVISION, words.arg)
     if named is None:
         return _first_available(folder, split, n, seed, fallback=source == "auto")
     kind, value, named_by = named
@@ -179,9 +181,7 @@ def cifar10(
         return _hub_cifar10(folder, split, n, value)
     if kind == "url":
         return _official(folder, split, n)
-    path = Path(value).expanduser()
-    if not path.exists():
-        raise sources.missing_path(path, named_by)
+    path = sources.local_path(value, named_by, settings.repo_root(), words.arg, words.closest)
     if sources.is_official_release(path):
         return _official(folder, split, n, source=str(path))
     data = load_image_folder(path, split, IMAGE_FOLDER_COUNTS if check_counts else None, folder)
@@ -202,7 +202,12 @@ def _first_available(
             print(f"CIFAR-10: {damaged}; trying the other sources.")
         except DataNotFoundError:
             pass  # e.g. only the other split's cache is there
-    unreachable = None  # 2. the Hub mirror; why it could not be reached is said later
+    for copy in image_folder.read_before(folder, split) if settings.SIZE != "smoke" else ():
+        with suppress(DataNotFoundError):  # 2. an image folder read before (changed: skipped)
+            data = load_image_folder(copy, split, IMAGE_FOLDER_COUNTS, folder)
+            _announce(f"CIFAR-10: {data.provenance}, read before", key=str(copy))
+            return _first(data, n)
+    unreachable = None  # 3. the Hub mirror; why it could not be reached is said later
     try:
         return _hub_cifar10(folder, split, n, hub.HUB_REVISION)
     except SourceUnreachableError as error:
@@ -210,7 +215,7 @@ def _first_available(
     except DataNotFoundError as error:  # failed, or refused (DataCorruptedError)
         print(f"CIFAR-10: {error}; trying the official server.")
     hub_problem = f"the Hugging Face Hub {'cannot be reached' if unreachable else 'failed'}"
-    if sources.reachable(sources.CIFAR10_URL):  # 3. the official server (md5-checked, slow)
+    if sources.reachable(sources.CIFAR10_URL):  # 4. the official server (md5-checked, slow)
         if unreachable:
             print(f"CIFAR-10: {unreachable}; trying the official server.")
         try:
@@ -227,10 +232,11 @@ def _first_available(
     if damaged:
         problem = f"{damaged}; {problem}"
     if not fallback:
-        raise DataNotFoundError(sources.missing_message(folder, problem))
-    print(  # 4. source="auto" only: the synthetic stand-in
+        raise DataNotFoundError(sources.missing_message(folder, problem, words.arg))
+    name_it = words.pick("--data PATH", f"{sources.SOURCE_ENV}=PATH or source=PATH")
+    print(  # 5. source="auto" only: the synthetic stand-in
         f"CIFAR-10 not found in {folder} and {problem}: using the synthetic stand-in "
-        "(10 made-up classes); see data/README.md"
+        f"(10 made-up classes); name a copy of CIFAR-10 with {name_it} (data/README.md)"
     )
     return synthetic_cifar10(n or SYNTHETIC_SIZES[split], seed=seed, split=split)
 
@@ -238,7 +244,7 @@ def _first_available(
 def _official(
     folder: Path, split: str, n: int | None, source: str | None = None, download: bool = True
 ) -> ImageData:
-    images, labels = sources.load_cifar10(folder, split == "train", download, source)
+    images, labels = sources.load_cifar10(folder, split == "train", download, source, arg=words.arg)
     data = ImageData(images, labels, CIFAR10_CLASSES, "cifar10", split, OFFICIAL_PROVENANCE)
     _announce(f"CIFAR-10: {OFFICIAL_PROVENANCE}")
     return _first(data, n)
@@ -290,7 +296,7 @@ def load_cifar10(
     source: str | None = None,
 ) -> tuple[Tensor, Tensor]:
     """The official release as (images, labels), md5-checked: ``sources.load_cifar10``."""
-    return sources.load_cifar10(_folder(root), train, download, source)
+    return sources.load_cifar10(_folder(root), train, download, source, arg=words.arg)
 
 
 def load_image_folder(
@@ -312,8 +318,10 @@ def load_image_folder(
             ".tar/.tar.gz archive of train/<class>/<image> and test/<class>/<image>."
         )
     with _as_data_errors():
+        python = "check_counts=False (load_image_folder: expected_counts=None)"
+        fewer = words.pick("--no-check-counts", python)  # how to load a smaller copy
         images, labels, provenance = image_folder.load(
-            source, split, CIFAR10_CLASSES, expected_counts, _folder(root), sources.write_npz
+            source, split, CIFAR10_CLASSES, expected_counts, _folder(root), sources.write_npz, fewer
         )
     return ImageData(images, labels, CIFAR10_CLASSES, "cifar10", split, provenance)
 

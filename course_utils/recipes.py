@@ -22,7 +22,7 @@ from course_utils import plots, settings, zoo
 from course_utils.config import ConfigError, TrainConfig, UnknownNameError
 from course_utils.data import ImageData
 from course_utils.loader import DeviceLoader
-from course_utils.support import config_checks
+from course_utils.support import config_checks, words
 from course_utils.support.checkpoint import CheckpointMismatchError
 from course_utils.support.config_checks import check_config
 from course_utils.train import Evaluation, History, evaluate, fit
@@ -279,49 +279,52 @@ def check_sizes(config: TrainConfig, images: int, augment: Sequence | None = Non
 def check_output_folder(folder: str | os.PathLike, resume: bool, overwrite: bool) -> None:
     """Refuse, before any training, an output folder that would lose a user's run: a finished
     run (its history), or an unfinished one's checkpoint when not resuming, unless
-    ``overwrite`` (``run`` then sets the old files aside until the new run has started)."""
+    ``overwrite`` (``run`` then sets the old files aside until the new run has started).
+    Messages name ``out``, ``resume`` and ``overwrite`` in the words of the tool in use."""
     for name, flag in (("resume", resume), ("overwrite", overwrite)):
         if not isinstance(flag, bool):
             raise TypeError(f"{name} must be True or False, got {flag!r}.")
     folder = Path(folder).expanduser()
+    out = words.arg("out")
+    resume_it, replace_it = words.arg("resume", True), words.arg("overwrite", True)
     if resume and overwrite:
         raise ValueError(
-            "--resume continues the run in --out and --overwrite replaces it: choose one."
+            f"{resume_it} continues the run in {folder} and {replace_it} replaces it: choose one."
         )
     if folder.exists() and not folder.is_dir():
-        raise FileExistsError(f"--out {folder} is a file, not a folder: choose another --out.")
+        raise FileExistsError(f"{out} {folder} is a file, not a folder: choose another {out}.")
     for name in FILES.values():
         if (folder / name).is_dir():
             raise FileExistsError(
                 f"{folder / name} is a folder, where a run writes its {name}: move it away or "
-                "choose another --out."
+                f"choose another {out}."
             )
     finished = (folder / FILES["history"]).is_file()
     started = (folder / FILES["checkpoint"]).is_file()
     keep = not (resume or overwrite)
     if keep and finished:
         raise FileExistsError(
-            f"{folder} holds a finished run ({FILES['history']}); choose another --out, or add "
-            "--overwrite (overwrite=True) to replace it."
+            f"{folder} holds a finished run ({FILES['history']}); choose another {out}, or add "
+            f"{replace_it} to replace it."
         )
     if keep and started:
         raise FileExistsError(
-            f"{folder} holds an unfinished run's {FILES['checkpoint']}; add --resume to continue "
-            "it, or --overwrite (overwrite=True) to start again."
+            f"{folder} holds an unfinished run's {FILES['checkpoint']}; add {resume_it} to "
+            f"continue it, or {replace_it} to start again."
         )
     if keep and (folder / FILES["curves"]).exists():
         raise FileExistsError(
             f"{folder} already has a {FILES['curves']} that a run would replace; choose another "
-            "--out, or add --overwrite (overwrite=True) to replace it."
+            f"{out}, or add {replace_it} to replace it."
         )
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise PermissionError(
-            f"cannot create {folder} ({error.strerror}): choose another --out."
+            f"cannot create {folder} ({error.strerror}): choose another {out}."
         ) from None
     if not os.access(folder, os.W_OK):
-        raise PermissionError(f"cannot write into {folder}: choose another --out.")
+        raise PermissionError(f"cannot write into {folder}: choose another {out}.")
 
 
 RECIPES: dict[str, Recipe] = {
@@ -523,5 +526,5 @@ RECIPES: dict[str, Recipe] = {
 def get_recipe(name: str) -> Recipe:
     """The preset recipe called ``name``; a KeyError lists the names when it is unknown."""
     if name not in RECIPES:
-        raise UnknownNameError(f"Unknown recipe {name!r}; choose one of: {', '.join(RECIPES)}.")
+        raise UnknownNameError(words.unknown("recipe", name, RECIPES))
     return RECIPES[name]

@@ -57,9 +57,10 @@ SMOKE: bool = SIZE == "smoke"
 # likely less. The T4 is scaled by its bf16/fp16 tensor-core peak against the A100's (65
 # vs 312 TFLOP/s, NVIDIA's data sheets). The CPU figure is measured: 77-111 GFLOP/s of
 # training work on the 2-core machines that build the course (fp32, batch 512, a net of 2M
-# parameters, issue 24); thin nets (8-16 channels) run several times slower per FLOP there,
-# so a CPU estimate for them is a lower bound. None of the GPU figures has been measured on
-# this course's code yet.
+# parameters, issue 24). It is kept cautious: the capstone in channels_last reached 180
+# GFLOP/s over the whole fast94 run (benchmarks/results/fast94-full-cpu.json), but thin nets
+# (8-16 channels) run several times slower per FLOP, so a CPU estimate for them is a lower
+# bound. None of the GPU figures has been measured on this course's code yet.
 A100_TFLOPS = 20.0
 T4_TFLOPS = 4.0
 CPU_TFLOPS = 0.08

@@ -31,7 +31,7 @@ from course_utils.data import normalize
 from course_utils.mixup import Mixer, mixed_accuracy, mixed_loss
 from course_utils.optim import clip_gradients, make_optimizer, make_scheduler
 from course_utils.support import checkpoint as bookkeeping
-from course_utils.support import checks
+from course_utils.support import checks, words
 from course_utils.support.checkpoint import TrainingDiverged as TrainingDiverged  # re-exported
 from course_utils.support.config_checks import check_config
 from course_utils.support.validate import require_int
@@ -173,7 +173,7 @@ def prepare(
     device = settings.check_device(getattr(loader, "device", None) or settings.model_device(model))
     precision, _ = settings.choose_precision(device, config.precision)
     if config.compile and device.type != "cuda":
-        print(f"compile=True skipped: torch.compile is used on CUDA GPUs only (device {device}).")
+        print(f"{words.arg('compile', True)} skipped: torch.compile is for CUDA GPUs ({device}).")
     memory_format = torch.channels_last if config.channels_last else torch.preserve_format
     model.to(device, memory_format=memory_format)
     forward = torch.compile(model) if config.compile and device.type == "cuda" else model

@@ -21,6 +21,7 @@ from torch import nn
 from course_utils import params
 from course_utils.capstone import CapstoneNet
 from course_utils.models import Activation, Bottleneck, ResNet, ResNet9
+from course_utils.support import words
 from course_utils.support.validate import UnknownNameError
 
 BUDGET = 5_000_000
@@ -181,7 +182,7 @@ def check_choice(model: Any) -> None:
 def check_key(key: str) -> None:
     """Refuse a name that is not a zoo key, listing the keys (recipes check theirs early)."""
     if not isinstance(key, str) or key not in _BUILDERS:
-        raise UnknownNameError(f"Unknown zoo model {key!r}; choose one of: {', '.join(_BUILDERS)}.")
+        raise UnknownNameError(words.unknown("zoo model", key, _BUILDERS))
 
 
 _SUDRIK = dict(

@@ -54,10 +54,15 @@
 #   50 in its sweep winner, on a Colab A100.
 #
 # **Our target: 94% on real CIFAR-10 within 0.36 PFLOPs of training** (airbench94's
-# compute). It is a target, not a result, until someone runs the full recipe and measures
-# it. Without a GPU this notebook runs at **cpu size**: the capstone network itself, trained
-# on a subset of real CIFAR-10 for a few epochs, a CPU-size stand-in for the capstone run;
-# its accuracy is that small run's, not `fast94`'s. At smoke size (CI) it trains a narrowed
+# compute). The whole `fast94` recipe has been run once, end to end, on a 2-core CPU with
+# the JPEG copy of CIFAR-10 (seed 0, 30 minutes of training): **89.1% test accuracy** with
+# flip TTA, 88.2% without. That is a measurement, and it falls five points short of the
+# target (section 6 says what is known about the gap). On a GPU with the official release,
+# 94% is still a target, not a result.
+#
+# Without a GPU this notebook runs at **cpu size**: the capstone network itself, trained on
+# a subset of real CIFAR-10 for a few epochs, a CPU-size stand-in for the capstone run; its
+# accuracy is that small run's, not `fast94`'s. At smoke size (CI) it trains a narrowed
 # network for two epochs, and wherever CIFAR-10 cannot be found (CI included) it trains and
 # tests on a **synthetic stand-in** of made-up shapes. Every accuracy it prints there is a
 # stand-in number and says so; none of them says anything about CIFAR-10.
@@ -75,6 +80,7 @@ from course_utils import settings
 settings.describe()
 
 # %%
+import json
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -779,6 +785,21 @@ print(
 )
 assert len(SUDRIK_LAST_20) == 20 and round(sudrik_mean, 1) == 93.4
 
+# %% [markdown]
+# One row is a measurement made outside this notebook: the whole `fast94` recipe, run once
+# on a 2-core CPU (`python benchmarks/full_run.py`, README, Results). Its numbers are
+# written here and, in a checkout of the course, checked against the record the run wrote.
+
+# %%
+FAST94_CPU_RUN_FILE = "benchmarks/results/fast94-full-cpu.json"
+FAST94_CPU_RUN = {"test_acc_tta": 0.8911, "test_acc": 0.8825, "training_minutes": 29.7}
+record_path = (settings.repo_root() or Path(".")) / FAST94_CPU_RUN_FILE
+if record_path.is_file():  # in a checkout; on Colab the package comes without benchmarks/
+    record = json.loads(record_path.read_text())
+    assert round(record["test_acc_tta"], 4) == FAST94_CPU_RUN["test_acc_tta"]
+    assert round(record["test_acc"], 4) == FAST94_CPU_RUN["test_acc"]
+    assert round(record["timing"]["training_seconds"] / 60, 1) == 29.7
+
 # %%
 REPORT_KEYS = ["merabishvili", "sudrik", "wang", "rout", "pillai"]
 REPORT_TRAIN_IMAGES = {key: 50_000 for key in REPORT_KEYS} | {"pillai": 40_000}
@@ -824,17 +845,17 @@ rows["page94, the first capstone (plan)"] = {
     "hardware": "—",
     "source": "course_utils.recipes 'page94'",
 }
-rows["fast94, full recipe (plan)"] = {
-    "accuracy": "target 94%, not measured here",
-    "accuracy: how chosen": "test set touched once; airbench94's settings (tuned on test)",
+rows["fast94, whole recipe (CPU run)"] = {
+    "accuracy": f"{FAST94_CPU_RUN['test_acc_tta']:.1%} on the JPEG copy",
+    "accuracy: how chosen": "test touched once, flip TTA; airbench94's settings (tuned on test)",
     "parameters (rebuilt)": f"{capstone_params:,}",
     "parameters (stated)": "—",
     "epochs": RECIPE.config.epochs,
     "train images": f"{FULL_TRAIN_PART:,}",
     "training PFLOPs": round(capstone_pflops, 2),
-    "wall-clock": "see 'this run' on a GPU",
-    "hardware": "—",
-    "source": "course_utils.recipes 'fast94'",
+    "wall-clock": f"{FAST94_CPU_RUN['training_minutes']:.0f} min training",
+    "hardware": "2-core CPU, 2 threads (AMD EPYC)",
+    "source": "measured once, seed 0: " + FAST94_CPU_RUN_FILE,
 }
 rows[f"{RUN_NAME} (this run)"] = {
     "accuracy": f"{test.accuracy:.2%} on {SOURCE}",
@@ -870,10 +891,11 @@ with pd.option_context("display.max_colwidth", None):
 # %%
 KINDS = {  # one colour per kind of row
     "report": ("tab:gray", "report: its own stated accuracy"),
-    "plan": ("tab:green", "page94 / fast94 at full size: plans, 94% is a target"),
+    "plan": ("tab:green", "page94: a plan, 94% is a target"),
+    "cpu run": ("tab:blue", "fast94, whole recipe: measured once on a CPU (JPEG copy)"),
     "this run": ("tab:orange", f"this run: measured here, on {SOURCE}{SIZE_NOTE}"),
 }
-kinds = ["report"] * len(REPORT_KEYS) + ["plan", "plan", "this run"]
+kinds = ["report"] * len(REPORT_KEYS) + ["plan", "cpu run", "this run"]
 labels = list(rows)
 values = [row["training PFLOPs"] for row in rows.values()]
 fig, ax = plt.subplots(figsize=(10, 5.0))
@@ -892,12 +914,12 @@ ax.set_xlim(min(values) / 3, max(values) * 3000)
 ax.set_yticks(range(len(labels)), labels)
 ax.set_ylim(len(labels) - 0.5, -0.5)
 ax.grid(axis="x", alpha=0.3)
-ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, fontsize=8)
+ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize=8)
 ax.set_xlabel("training compute (PFLOPs, log scale; 3 x forward FLOPs x images); minutes "
               f"at an assumed {settings.A100_TFLOPS:g} TFLOP/s on an A100")  # fmt: skip
 ax.set_title(
     "Training compute: the reports' recipes vs page94 and fast94\n"
-    "(report accuracies are the reports' own; the capstones' 94% is a target)"
+    "(report accuracies are the reports' own; fast94's from one CPU run; 94% is a target)"
 )
 fig.tight_layout()
 plt.show()
@@ -907,13 +929,16 @@ plt.show()
 # - `merabishvili`'s 94.16% took about 14 PFLOPs, `sudrik`'s about 47 (for 300 epochs; its
 #   94.12% is its best of 400) and `wang`'s 93.81% about 6.9. `fast94` plans 0.32 PFLOPs for
 #   94%: 20 to 150 times less compute than those three, and 8 times less than `page94`,
-#   from the recipe and the network's shape, not from more parameters. Whether it gets
-#   there on CIFAR-10 is measured only by a full run.
-# - Only one number in the table is measured by us for accuracy, the "this run" row. At
-#   smoke size it is on the stand-in data and says nothing about CIFAR-10; at cpu size it
-#   is real CIFAR-10, but the capstone trained on 9,000 images for 6 epochs, a CPU-size
-#   stand-in for the capstone run, not `fast94`'s result. Parameters and PFLOPs are ours
-#   for every row; accuracies, epochs and times are the reports'.
+#   from the recipe and the network's shape, not from more parameters. Run once on a 2-core
+#   CPU with the JPEG copy, it reached 89.1% (blue dot): a fraction of the reports' compute,
+#   and so far less accuracy than three of them claim. What the JPEG copy costs, and how
+#   much of the gap is the recipe's, is not measured yet: that needs airbench94 itself at
+#   its own budget on the same copy (README, Results).
+# - Two accuracies in the table are measured by us: the blue row, and the "this run" row.
+#   At smoke size "this run" is on the stand-in data and says nothing about CIFAR-10; at
+#   cpu size it is real CIFAR-10, but the capstone trained on 9,000 images for 6 epochs, a
+#   CPU-size stand-in for the capstone run, not `fast94`'s result. Parameters and PFLOPs
+#   are ours for every row; the reports' accuracies, epochs and times are the reports'.
 # - `sudrik`'s 94.12% is the best of 400 epochs, picked on the test set. Its last epoch,
 #   92.94%, is no fairer: with a constant learning rate one epoch is noise. The mean of its
 #   last 20 epochs, 93.4%, is the better number to compare with.
@@ -1051,13 +1076,16 @@ if your_recipe is recipe and your_params == params.count_parameters(
 #
 # 1. **From the command line.** In a terminal (or a `!` cell), run
 #    `python -m course_utils train --recipe fast94 --smoke`. It calls the same
-#    `recipes.run` as section 4. After the line about the data, one line says what smoke
+#    `recipes.run` as section 4. Its first line lists every setting it changes from the
+#    recipe: `Settings: recipe fast94, changed: epochs 10 -> 2 (smoke mode); batch_size 512
+#    -> 128 (smoke mode).` After the line about the data, one line says what else smoke
 #    mode changed: `Smoke mode: 2000 train / 1000 test images, 2 epoch(s); capstone
 #    (2,055,384 parameters) is replaced by CapstoneNet(widths=(16, 32, 32)) (40,520
 #    parameters).`, the same narrowed capstone as this notebook's smoke mode. It ends with
 #    a summary: the run (`fast94 (2 epochs on cpu, fp32)` on a CPU), validation accuracy
 #    (last epoch), test accuracy (evaluated once, flip TTA), parameters, training PFLOPs,
-#    wall time, images/s, the data, and the three files it wrote in `runs/fast94/`. Its
+#    wall time, images/s, the data, and the three files it wrote in `runs/fast94-smoke/` (a
+#    smoke run's own folder: the full run's `runs/fast94/` stays free). Its
 #    training is this notebook's smoke run exactly (same seed, same starting weights, same
 #    split: on a CPU the same validation accuracy as section 4's); only its test accuracy
 #    differs, because its test set has 1,000 images, not 500. Run the same command twice
@@ -1117,8 +1145,9 @@ if your_recipe is recipe and your_params == params.count_parameters(
 # - `fast94` puts the course together: a 2.1M-parameter residual network whose first layer
 #   whitens 2x2 patches and whose BatchNorm keeps a fixed scale and a fast shift; data and
 #   augmentation (2-pixel shifts, flips) on the device; Nesterov SGD at batch 512 with a
-#   short warm-up and a linear decay, label smoothing 0.2, flip TTA. Its 94% on
-#   CIFAR-10 is a target until a full run measures it; the accuracies this notebook prints
+#   short warm-up and a linear decay, label smoothing 0.2, flip TTA. Run once on a 2-core
+#   CPU with the JPEG copy (30 minutes of training) it reached 89.1% test accuracy; 94% on
+#   a GPU with the official release is still a target. The accuracies this notebook prints
 #   in CI are two-epoch smoke runs on the synthetic stand-in, and at cpu size those of the
 #   capstone on 9,000 real images for 6 epochs, a CPU-size stand-in for the capstone run.
 # - Honest evaluation: choose on a validation split, open the test set once

@@ -3,6 +3,7 @@
 import importlib.util
 import os
 import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -56,12 +57,14 @@ def shared_archive():
 @pytest.fixture(scope="session")
 def load_script():
     """Import a script of the repository (``tools/``, ``benchmarks/``) by its relative path,
-    as the module its tests exercise."""
+    as the module its tests exercise. It is registered in ``sys.modules`` under its file name,
+    as ``python script.py`` would find it (dataclasses look their module up there)."""
 
     def load(relative: str):
         path = Path(__file__).resolve().parent.parent / relative
         spec = importlib.util.spec_from_file_location(path.stem, path)
         module = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = module
         spec.loader.exec_module(module)
         return module
 

@@ -75,6 +75,7 @@ def test_a_finished_run_is_never_overwritten_without_asking(tmp_path, capsys):
     before = (out_dir / "history.json").read_bytes()
     code, _, err = run_cli([*argv, "--lr", "0.05"], capsys)
     assert code == 2 and "holds a finished run" in err and "--overwrite" in err
+    assert "overwrite=True" not in err and "choose another --out" in err  # the flags' words
     assert (out_dir / "history.json").read_bytes() == before
     assert run_cli([*argv, "--lr", "0.05", "--overwrite"], capsys)[0] == 0
     assert json.loads((out_dir / "history.json").read_text())["config"]["lr"] == 0.05
@@ -99,15 +100,20 @@ def test_resume_continues_from_the_checkpoint(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--model", "resnet99"], "unknown model 'resnet99'; choose one of: pillai"),
-        (["--recipe", "fastest"], "Unknown recipe 'fastest'; choose one of: pillai"),
+        (["--model", "resnet99"], "unknown model 'resnet99'; did you mean 'resnet18'? choose"),
+        (["--model", "nope"], "unknown model 'nope'; choose one of: pillai"),
+        (["--model", "resnet-18"], "unknown model 'resnet-18'; did you mean 'resnet18'? choose"),
+        (["--recipe", "fastest"], "unknown recipe 'fastest'; did you mean 'fast94'? choose one"),
+        (["--recipe", "fast49"], "unknown recipe 'fast49'; did you mean 'fast94'? choose one"),
+        (["--recipe", "Wang"], "unknown recipe 'Wang'; did you mean 'wang'? choose one of: pillai"),
+        (["--recipe", "zzz"], "unknown recipe 'zzz'; choose one of: pillai"),
         (["--model", "wang", "--lr", "-0.1"], "--lr must be > 0"),
         (["--model", "wang", "--epochs", "0"], "--epochs must be a whole number >= 1"),
         (["--model", "wang", "--mixup", "-1"], "--mixup must be >= 0"),
         (["--model", "wang", "--mixup", "nan"], "--mixup must be a finite number"),
         (["--model", "wang", "--seed", "-1"], "--seed must be a whole number >= 0"),
-        (["--model", "wang", "--optimizer", "adamm"], "unknown optimizer 'adamm'"),
-        (["--model", "wang", "--schedule", "cosin"], "unknown schedule 'cosin'"),
+        (["--model", "wang", "--optimizer", "adamm"], "optimizer 'adamm'; did you mean 'adam'?"),
+        (["--model", "wang", "--schedule", "cosin"], "schedule 'cosin'; did you mean 'cosine'?"),
         (["--model", "wang", "--label-smoothing", "-0.1"], "--label-smoothing must be in [0"),
         (["--model", "wang", "--augment", "crop,blur"], "augment:"),
         (["--model", "wang", "--optimizer", "adam", "--momentum", "0.5"], "momentum is used by"),
@@ -165,8 +171,12 @@ def test_help_shows_the_train_config_defaults(capsys):
     with pytest.raises(SystemExit):
         cli.main(["train", "--help"])
     shown = " ".join(capsys.readouterr().out.split())
-    assert "--lr LR (peak) learning rate [0.1]" in shown
-    assert "[crop,flip]" in shown
+    assert (
+        "--lr LR (peak) learning rate [default: the recipe's value; 0.1 without --recipe]" in shown
+    )
+    assert "0.1 without --recipe" in shown and "crop,flip without --recipe" in shown
+    assert "[runs/<name>; runs/<name>-smoke with --smoke]" in shown
+    assert "at most 2 epochs and batch 128" in shown
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the note is for CPU-only machines")
@@ -177,3 +187,50 @@ def test_full_size_run_on_a_cpu_is_announced(capsys):
     assert "--smoke" in out
     cli._warn_if_slow(ResNet([1], [4]), images=1000)
     assert capsys.readouterr().out == ""
+
+
+def test_the_first_line_names_every_setting_that_differs_from_the_recipe(tmp_path, capsys):
+    argv = ["train", "--recipe", "fast94", "--lr", "0.2", "--out", str(tmp_path / "r"), *TINY]
+    code, out, err = run_cli(argv, capsys)
+    assert code == 0, err
+    first = out.splitlines()[0]
+    assert first.startswith("Settings: recipe fast94, changed: ")
+    assert "lr 0.75 -> 0.2 (--lr)" in first and "epochs 10 -> 2 (smoke mode)" in first
+    assert "batch_size 512 -> 32 (--batch-size)" in first  # the flag, not smoke's cap of 128
+    assert "optimizer" not in first  # unchanged settings are not listed
+    smoke = ["--smoke", "--data", "synthetic", "--train-images", "256", "--no-progress"]
+    code, out, err = run_cli([*argv[:3], "--out", str(tmp_path / "s"), *smoke], capsys)
+    assert code == 0, err
+    assert "batch_size 512 -> 128 (smoke mode)" in out.splitlines()[0]
+
+
+def test_a_smoke_run_has_its_own_default_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(["train", "--model", "wang", "--epochs", "1", *TINY], capsys)
+    assert code == 0, err
+    assert (tmp_path / "runs" / "wang-smoke" / "history.json").is_file()
+    assert not (tmp_path / "runs" / "wang").exists()  # the full run's folder stays free
+
+
+@pytest.mark.parametrize("how", ["missing", "near miss", "folder of the archive"])
+def test_a_data_path_mistake_is_worded_with_the_flag_and_points_at_the_archive(
+    tmp_path, capsys, how
+):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "cifar10-jpeg.tar.gz").write_bytes(b"an archive")
+    given = {
+        "missing": tmp_path / "nowhere" / "copy.tar.gz",
+        "near miss": shared / "cifar10-jpg.tar.gz",
+        "folder of the archive": shared,
+    }[how]
+    argv = ["train", "--model", "wang", "--data", str(given), "--out", str(tmp_path / "o")]
+    code, out, err = run_cli(argv, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"named by --data {given}" in err and "source=" not in err
+    if how == "folder of the archive":
+        assert f"name the archive itself, --data {shared / 'cifar10-jpeg.tar.gz'}" in err
+    else:
+        assert f"does not exist (looked for {given})" in err
+    if how == "near miss":
+        assert f"Did you mean {shared / 'cifar10-jpeg.tar.gz'}?" in err

@@ -86,7 +86,10 @@ def test_no_module_but_config_writes_the_default_literals():
         ({"val_split": 1.0}, r"val_split must be in \[0, 1\)"),
         ({"ema": 1.0}, r"ema must be in \(0, 1\)"),
         ({"precision": "fp8"}, "precision must be one of auto, bf16, fp16, fp32"),
-        ({"optimizer": "adamm"}, "unknown optimizer 'adamm'; choose one of: sgd"),
+        (
+            {"optimizer": "adamm"},
+            r"unknown optimizer 'adamm'; did you mean 'adam'\? choose one of: sgd",
+        ),
         ({"optimizer": "adam", "momentum": 0.9}, "momentum is used by momentum and nesterov"),
         ({"optimizer_kwargs": {"betas": (0.9, 0.99)}}, "betas are not arguments of nesterov"),
         ({"lookahead": {"k": 5}}, "lookahead needs exactly k and alpha"),

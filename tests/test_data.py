@@ -36,7 +36,7 @@ from course_utils.data import (
     load_image_folder,
     synthetic_cifar10,
 )
-from course_utils.support import image_folder, sources
+from course_utils.support import image_folder, sources, words
 
 PER_BATCH = 12  # images per fake batch file (the real ones hold 10,000)
 
@@ -499,7 +499,13 @@ def test_a_wrong_layout_or_count_is_named(tmp_path, change, match, packing):
 
 def test_full_cifar10_counts_are_expected_by_default(tmp_path):
     source = _tiny_folder(tmp_path / "images")
-    with pytest.raises(DataCorruptedError, match=r"5,000 train .* each class folder holds 3:"):
+    with pytest.raises(
+        DataCorruptedError, match=r"5,000 train .* each class folder holds 3:"
+    ) as caught:
+        load_image_folder(source, "train", root=tmp_path / "cache")
+    assert str(caught.value).endswith("load it with check_counts=False (load_image_folder: "
+                                      "expected_counts=None).")  # fmt: skip
+    with words.command_line(), pytest.raises(DataCorruptedError, match="with --no-check-counts.$"):
         load_image_folder(source, "train", root=tmp_path / "cache")
     loaded = load_image_folder(source, "test", expected_counts=None, root=tmp_path / "cache")
     assert len(loaded) == 30
@@ -603,6 +609,86 @@ def test_dispatcher_loads_an_image_folder_and_announces_it_once(tmp_path, monkey
         "official release)"
     ]
     assert test.provenance == printed[0].removeprefix("CIFAR-10: ")
+
+
+@pytest.fixture
+def tiny_archive(tmp_path, monkeypatch):
+    """A tiny JPEG archive in CIFAR-10's layout, offline, with cifar10() expecting its size."""
+    folder = _tiny_folder(tmp_path / "images", "jpeg", top="cifar10-tiny")
+    monkeypatch.setattr(data, "IMAGE_FOLDER_COUNTS", TINY_COUNTS)
+    monkeypatch.setattr(data, "_ANNOUNCED", set())
+    monkeypatch.setattr(sources, "reachable", lambda url: False)
+    monkeypatch.delenv(sources.SOURCE_ENV, raising=False)
+    return _tar(folder, tmp_path / "cifar10-tiny.tar.gz")
+
+
+@pytest.mark.parametrize("size", ["cpu", "full", "smoke"])
+def test_auto_finds_a_copy_read_before_except_at_smoke_size(tmp_path, monkeypatch, capsys,
+                                                            tiny_archive, size):  # fmt: skip
+    root = tmp_path / "data"
+    named = cifar10("train", source=tiny_archive, root=root)  # read once: cached in root
+    capsys.readouterr()
+    monkeypatch.setattr(data, "_ANNOUNCED", set())  # as in a new process
+    monkeypatch.setattr(data.settings, "SIZE", size)
+    found = cifar10("train", source="auto", root=root)
+    printed = capsys.readouterr().out
+    if size == "smoke":  # CI and the tests stay on the stand-in unless a source is named
+        assert found.source == "synthetic" and "synthetic stand-in" in printed
+        return
+    assert found.source == "cifar10" and torch.equal(found.images, named.images)
+    assert f"image folder {tiny_archive}" in printed and "read before" in printed
+    test = cifar10("test", source="cifar10", n=5, root=root)  # the other split, the same copy
+    assert (test.source, len(test)) == ("cifar10", 5)
+    tiny_archive.unlink()  # a copy that is gone is not found again
+    assert cifar10("train", source="auto", root=root).source == "synthetic"
+
+
+def test_the_stand_in_line_says_how_to_name_a_copy_in_the_words_of_the_tool(tmp_path, monkeypatch,
+                                                                           capsys):  # fmt: skip
+    monkeypatch.delenv(sources.SOURCE_ENV, raising=False)
+    monkeypatch.setattr(sources, "reachable", lambda url: False)
+    cifar10("train", source="auto", n=10, root=tmp_path)
+    assert "name a copy of CIFAR-10 with CIFAR10_SOURCE=PATH or source=PATH" in (
+        capsys.readouterr().out
+    )
+    with words.command_line():
+        cifar10("train", source="auto", n=10, root=tmp_path)
+    printed = capsys.readouterr().out
+    assert "name a copy of CIFAR-10 with --data PATH" in printed and "source=" not in printed
+
+
+def test_a_relative_source_is_found_from_the_repository_root_too(tmp_path, monkeypatch,
+                                                                tiny_archive):  # fmt: skip
+    checkout = tmp_path / "checkout"
+    (checkout / "notebooks").mkdir(parents=True)
+    monkeypatch.setattr(data.settings, "repo_root", lambda: checkout)
+    monkeypatch.chdir(checkout / "notebooks")  # where a notebook's kernel runs
+    monkeypatch.setenv(sources.SOURCE_ENV, "../cifar10-tiny.tar.gz")  # relative to the checkout
+    train = cifar10("train", source="auto", root=tmp_path / "data")
+    assert train.source == "cifar10" and len(train) == 30
+    monkeypatch.setenv(sources.SOURCE_ENV, "../cifar10-tiny.tar")  # a near miss
+    with pytest.raises(DataNotFoundError) as caught:
+        cifar10("train", source="auto", root=tmp_path / "data")
+    message = str(caught.value)
+    assert f"(looked for {checkout / 'cifar10-tiny.tar'} and {tmp_path / 'cifar10-tiny.tar'})" in (
+        message
+    )
+    assert message.endswith(f"Did you mean {tmp_path / 'cifar10-tiny.tar.gz'}?")
+
+
+def test_a_folder_holding_the_archive_points_at_the_archive(tmp_path, monkeypatch, tiny_archive):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shutil.move(tiny_archive, shared / tiny_archive.name)
+    with pytest.raises(DataNotFoundError) as caught:
+        cifar10("train", source=shared, root=tmp_path / "data")
+    assert str(caught.value).endswith(
+        f"is a folder holding {tiny_archive.name}, not an image folder: name the archive itself, "
+        f"source={str(shared / tiny_archive.name)!r}."
+    )
+    monkeypatch.setenv(sources.SOURCE_ENV, str(shared))
+    with pytest.raises(DataNotFoundError, match=f"itself, {sources.SOURCE_ENV}={shared}/cifar10"):
+        cifar10("train", source="auto", root=tmp_path / "data")
 
 
 def test_a_named_official_release_is_md5_checked_not_read_as_images(tmp_path, fake_cifar):

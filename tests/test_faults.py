@@ -17,7 +17,7 @@ from course_utils.augment import Cutout
 from course_utils.data import channel_stats, synthetic_cifar10
 from course_utils.loader import DeviceLoader
 from course_utils.models import BasicBlock, BlockShapeError, ResNet
-from course_utils.support import cli
+from course_utils.support import cli, words
 
 T = ["--smoke", "--data", "synthetic", "--train-images", "128", "--test-images", "64",
      "--batch-size", "32", "--no-progress"]  # fmt: skip
@@ -249,7 +249,7 @@ def test_a_placed_tarball_is_never_deleted_or_downloaded_over(tmp_path, monkeypa
 
     monkeypatch.setattr(sources, "_download", no_download)
     with pytest.raises(data.DataCorruptedError, match="left as it is") as caught:
-        sources._obtain_tarball(tmp_path, sources.CIFAR10_URL, download=True)
+        sources._obtain_tarball(tmp_path, sources.CIFAR10_URL, True, words.arg)
     assert str(local) in str(caught.value) and "\n" not in str(caught.value)
     assert local.exists() and (kind == "folder" or local.read_bytes() == b"not quite the tarball")
 
@@ -277,7 +277,7 @@ def test_overwrite_removes_nothing_when_a_later_check_fails(tmp_path, capsys):
     [
         (["--train-images", "0"], "--train-images must be between 1 and 50,000"),
         (["--train-images", "10000000"], "--train-images must be between 1 and 50,000"),
-        (["--augment", "my.aug"], "--augment: Unknown augmentation"),
+        (["--augment", "my.aug"], "--augment: unknown augmentation"),
         (["--augment", "cutout:size=100"], "larger than the 32x32 images"),
         (["--train-images", "2", "--val-split", "0.1"], "holds out 0"),
         (["--budget", "-1"], "--budget must be a positive number"),
@@ -463,9 +463,9 @@ def test_unknown_model_names_are_plain_lines_before_anything_is_built():
     recipe = recipes.get_recipe("wang").replace(batch_size=32)
     with pytest.raises(UnknownNameError) as caught:
         recipe.replace(model="nope")
-    assert str(caught.value).startswith("Unknown zoo model 'nope'")  # not quoted by KeyError
+    assert str(caught.value).startswith("unknown zoo model 'nope'")  # not quoted by KeyError
     data = synthetic_cifar10(64)
-    with pytest.raises(UnknownNameError, match="Unknown zoo model 'nope'"):
+    with pytest.raises(UnknownNameError, match="unknown zoo model 'nope'"):
         recipes.run(recipe, data, synthetic_cifar10(32, split="test"), model="nope", epochs=1)
 
 
@@ -681,7 +681,7 @@ def test_cifar10_source_hub_means_the_hub_as_the_argument_does(monkeypatch):
     from course_utils.support import hub, sources
 
     monkeypatch.setenv(sources.SOURCE_ENV, "hub")
-    assert sources.named_source("auto", hub.HUB_REPO, hub.HUB_REVISION)[:2] == (
+    assert sources.named_source("auto", hub.HUB_REPO, hub.HUB_REVISION, words.arg)[:2] == (
         "hub",
         hub.HUB_REVISION,
     )
@@ -694,4 +694,4 @@ def test_a_folder_called_cifar10_is_pointed_at_when_the_keyword_finds_nothing(
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "cifar10").mkdir()
-    assert "give its path: ./cifar10" in sources.missing_message(tmp_path, "no internet")
+    assert "give its path: ./cifar10" in sources.missing_message(tmp_path, "no internet", words.arg)

@@ -83,10 +83,14 @@ def test_an_objective_and_a_grid_sampler_take_a_search_space_as_a_dict():
 @pytest.mark.parametrize(
     ("changes", "error", "message"),
     [
-        ({"model": "nope"}, UnknownNameError, "Unknown zoo model 'nope'"),
+        ({"model": "nope"}, UnknownNameError, "unknown zoo model 'nope'"),
         ({"model": 5}, sweep.SweepError, "model must be a zoo key"),
         ({"model": ResNet}, sweep.SweepError, "cannot be called with no arguments"),
-        ({"augment": ["crp"]}, sweep.SweepError, "augment: Unknown augmentation 'crp'"),
+        (
+            {"augment": ["crp"]},
+            sweep.SweepError,
+            "augment: unknown augmentation 'crp'; did you mean 'crop'?",
+        ),
         (
             {"model": lambda: ResNet([1], [4], num_classes=3)},
             sweep.SweepError,
@@ -228,7 +232,7 @@ def mutated_flip() -> HorizontalFlip:
 @pytest.mark.parametrize(
     ("call", "error", "message"),
     [
-        (lambda: check_specs([{"name": ["crop"]}]), ValueError, "Unknown augmentation ['crop']"),
+        (lambda: check_specs([{"name": ["crop"]}]), ValueError, "unknown augmentation ['crop']"),
         (
             lambda: check_augment([RandomCrop(40, "constant")], IMAGES),
             ValueError,

@@ -102,8 +102,10 @@ def test_run_saves_and_refuses_to_overwrite(data, tmp_path):
     run(recipe, train_data, test_data, **options)
     saved = json.loads((tmp_path / "r" / "history.json").read_text())
     assert saved["test"]["split"] == "test" and (tmp_path / "r" / "curves.png").is_file()
-    with pytest.raises(FileExistsError, match="holds a finished run"):
+    with pytest.raises(FileExistsError, match="holds a finished run") as caught:
         run(recipe, train_data, test_data, **options)
+    assert "choose another out, or add overwrite=True" in str(caught.value)  # Python's words
+    assert "--" not in str(caught.value)
     (tmp_path / "file").write_text("mine")
     with pytest.raises(FileExistsError, match="is a file"):
         run(recipe, train_data, test_data, **options | {"out": tmp_path / "file"})

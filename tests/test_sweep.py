@@ -44,6 +44,7 @@ def test_a_smoke_sweep_completes_and_a_second_run_adds_to_the_same_study(tmp_pat
     assert "0 test images" in out  # a sweep never opens the test set
     assert f"SQLite file {tmp_path / 'sweeps.db'}" in out
     assert "best trial" in out and "python -m course_utils train --recipe wang --lr" in out
+    assert "--data synthetic --out runs/s-best --smoke" in out  # the study's own folder
     study = optuna.load_study(study_name="s", storage=storage)
     assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3  # median: 3 before pruning
     for trial in study.trials:  # the value is the last epoch's validation accuracy
@@ -63,6 +64,8 @@ def test_a_study_refuses_a_different_sweep(tmp_path, capsys):
     assert run_cli([*argv, *TINY], capsys)[0] == 0
     code, out, err = run_cli([*argv, *TINY, "--val-split", "0.2"], capsys)
     assert code == 2 and "created for another sweep (different config, data)" in err
+    assert "it holds trials on synthetic: 180 train / 20 validation images" in err  # the original
+    assert "name a new study with --study NAME" in err
     assert len(err.strip().splitlines()) == 1 and "trial" not in out
 
 
@@ -219,3 +222,18 @@ def test_a_database_keeps_a_heartbeat_but_an_in_memory_one_does_not(tmp_path):
     on_disk = sweep.open_storage(f"sqlite:///{tmp_path / 'sweeps.db'}")
     assert on_disk.get_heartbeat_interval() == sweep.HEARTBEAT_SECONDS
     assert sweep.open_storage("sqlite:///:memory:").get_heartbeat_interval() is None
+
+
+def test_a_refused_study_is_worded_for_python_too(tmp_path):
+    data = synthetic_cifar10(200, seed=0)
+    storage = f"sqlite:///{tmp_path / 'sweeps.db'}"
+    first = sweep.Objective(TrainConfig(epochs=1, batch_size=32), data, model="wang")
+    sweep.open_study("s", first, storage)
+    other = sweep.Objective(TrainConfig(epochs=1, batch_size=32), data.subset(100), model="wang")
+    with pytest.raises(sweep.SweepError) as caught:
+        sweep.open_study("s", other, storage)
+    message = str(caught.value)
+    assert "(different data): it holds trials on synthetic: 180 train / 20 validation" in message
+    assert "open_study(name=...)" in message and "--study" not in message
+    with pytest.raises(sweep.SweepError, match="unknown sampler 'tpee'; did you mean 'tpe'"):
+        sweep.make_sampler("tpee", first.space)

@@ -37,7 +37,7 @@ from course_utils.recipes import (
     get_recipe,
     run,
 )
-from course_utils.support import sweep
+from course_utils.support import sweep, words
 from course_utils.support.checkpoint import CheckpointMismatchError, CheckpointWriteError
 from course_utils.support.config_checks import check_config
 from course_utils.train import TrainingDiverged
@@ -55,6 +55,10 @@ SMOKE_PAGE_WIDTHS = (16, 32, 64, 96)
 """In smoke mode, bigger models are replaced by small ones a CPU trains at hundreds of
 images/s (a 5M-parameter model trains at about 15): the capstone by a narrowed CapstoneNet,
 Page's ResNet-9 by a narrowed ResNet9, the others by a small ResNet."""
+SMOKE_HELP = (
+    f"a quick check (CI): {SMOKE_TRAIN_IMAGES:,} train / {SMOKE_TEST_IMAGES:,} test images, "
+    f"at most {SMOKE_EPOCHS} epochs and batch {SMOKE_BATCH_SIZE}, a small model"
+)
 
 # Flags that set the TrainConfig field of the same name when given: (flag type, help).
 CONFIG_FLAGS: dict[str, tuple[Callable, str]] = {
@@ -100,11 +104,18 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--model", help="zoo key (see the zoo command); overrides the recipe's")
     shown = defaults()
     _add_shared_flags(train, shown)
-    train.add_argument("--tta", action=argparse.BooleanOptionalAction, help="flip TTA at test")
-    train.add_argument("--compile", action=argparse.BooleanOptionalAction, help="torch.compile")
+    for key, text in (("tta", "flip TTA at test"), ("compile", "torch.compile, on CUDA only")):
+        default = _format_flag(key, shown[key])
+        train.add_argument(
+            words.flag_of(key),
+            action=argparse.BooleanOptionalAction,
+            help=_recipe_help(text, default),
+        )
     train.add_argument("--test-images", type=int, help="use only the first N test images")
-    train.add_argument("--smoke", action="store_true", help="tiny data, epochs and model (CI)")
-    train.add_argument("--out", type=_folder, help="output folder (default runs/<name>)")
+    train.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
+    train.add_argument(
+        "--out", type=_folder, help="output folder [runs/<name>; runs/<name>-smoke with --smoke]"
+    )
     train.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
     train.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     train.add_argument("--budget", type=int, help="refuse models with this many parameters or more")
@@ -118,8 +129,13 @@ def _add_shared_flags(parser: argparse.ArgumentParser, shown: dict) -> None:
     --help prints), and where the training images come from."""
     for key, (kind, text) in CONFIG_FLAGS.items():
         default = _format_flag(key, shown[key])
-        parser.add_argument(f"--{key.replace('_', '-')}", type=kind, help=f"{text} [{default}]")
-    parser.add_argument("--data", default="auto", help="auto, cifar10, hub, synthetic, or a path")
+        parser.add_argument(words.flag_of(key), type=kind, help=_recipe_help(text, default))
+    parser.add_argument(
+        "--data",
+        default="auto",
+        help="auto, cifar10, hub, synthetic, or the path of an image folder, its archive or the "
+        "official cifar-10-python.tar.gz (relative: from here, else from the repository) [auto]",
+    )
     parser.add_argument(
         "--check-counts",
         action=argparse.BooleanOptionalAction,
@@ -127,6 +143,11 @@ def _add_shared_flags(parser: argparse.ArgumentParser, shown: dict) -> None:
         help="an image folder must hold CIFAR-10's 5,000/1,000 images per class (off: any number)",
     )
     parser.add_argument("--train-images", type=int, help="use only the first N training images")
+
+
+def _recipe_help(text: str, default: str) -> str:
+    """A flag's help where the recipe decides the default (TrainConfig's without one)."""
+    return f"{text} [default: the recipe's value; {default} without --recipe]"
 
 
 def _folder(text: str) -> Path:
@@ -143,11 +164,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     on_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_interrupt) if on_main_thread else None
     try:
-        if args.command == "zoo":
-            return show_zoo()
-        if args.command == "sweep":
-            return run_sweep(args)
-        return train(args)
+        with words.command_line():  # messages name flags, not Python keywords
+            if args.command == "zoo":
+                return show_zoo()
+            if args.command == "sweep":
+                return run_sweep(args)
+            return train(args)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -190,11 +212,12 @@ def train(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     smoke = args.smoke or settings.SMOKE
     recipe = resolve_recipe(args, smoke)
-    out = args.out or Path("runs") / recipe.name
+    out = args.out or Path("runs") / (f"{recipe.name}-smoke" if smoke else recipe.name)
     try:
         check_output_folder(out, args.resume, args.overwrite)  # checks only: nothing removed
     except (OSError, ValueError) as err:
         raise UsageError(str(err)) from None
+    say_settings(args, recipe, smoke)
     settings.seed_everything(recipe.config.seed)
     model = zoo.build(recipe.model)
     if args.budget is not None and args.budget < 1:
@@ -258,32 +281,43 @@ def _interrupted(checkpoint: Path, before: int | None, overwrite: bool) -> str:
     return f"Interrupted. The finished epochs are in {checkpoint}: {how} to continue."
 
 
-def resolve_recipe(args: argparse.Namespace, smoke: bool = False) -> Recipe:
-    """The recipe (or the defaults) with every explicitly given flag applied, checked; in
-    smoke mode with its epochs and batch capped."""
+def _base_recipe(args: argparse.Namespace) -> Recipe:
+    """The recipe ``--recipe`` names, or TrainConfig's defaults for ``--model``: what the
+    flags change."""
     if args.model is not None and args.model not in zoo.REPORTS:
-        raise UsageError(f"unknown model {args.model!r}; choose one of: {', '.join(zoo.REPORTS)}.")
+        raise UsageError(words.unknown("model", args.model, zoo.REPORTS))
     if args.recipe is not None:
         try:
-            recipe = get_recipe(args.recipe)
+            return get_recipe(args.recipe)
         except KeyError as err:
             raise UsageError(err.args[0]) from None
-    elif args.model is None:
+    if args.model is None:
         raise UsageError(f"give --model KEY or --recipe NAME; zoo keys: {', '.join(zoo.REPORTS)}.")
-    else:
-        recipe = Recipe(name=args.model, model=args.model, source="command-line settings")
+    return Recipe(name=args.model, model=args.model, source="command-line settings")
+
+
+def _given(args: argparse.Namespace) -> dict:
+    """The TrainConfig settings given as flags, as the config holds them."""
     changes = {key: getattr(args, key) for key in CONFIG_FLAGS if getattr(args, key) is not None}
     changes |= {
         key: getattr(args, key) for key in ("tta", "compile") if getattr(args, key) is not None
     }
-    if args.model is not None:
-        changes["model"] = args.model
     if "lookahead" in changes:
         changes["lookahead"] = _parse_lookahead(changes["lookahead"])
     if "augment" in changes:
         changes["augment"] = _parse_augment(changes["augment"])
     if "grad_clip" in changes:
         changes["grad_clip"] = {"norm": changes["grad_clip"]}
+    return changes
+
+
+def resolve_recipe(args: argparse.Namespace, smoke: bool = False) -> Recipe:
+    """The recipe (or the defaults) with every explicitly given flag applied, checked; in
+    smoke mode with its epochs and batch capped."""
+    recipe = _base_recipe(args)
+    changes = _given(args)
+    if args.model is not None:
+        changes["model"] = args.model
     if smoke:
         changes.setdefault("epochs", min(recipe.config.epochs, SMOKE_EPOCHS))
         changes.setdefault("batch_size", min(recipe.config.batch_size, SMOKE_BATCH_SIZE))
@@ -295,12 +329,36 @@ def resolve_recipe(args: argparse.Namespace, smoke: bool = False) -> Recipe:
         raise UsageError(_as_flags(str(err))) from None
 
 
+def say_settings(args: argparse.Namespace, recipe: Recipe, smoke: bool) -> None:
+    """The run's first line: every setting that differs from the recipe (or the defaults),
+    each with what changed it (a flag, smoke mode, or a new optimizer or schedule)."""
+    base = _base_recipe(args)
+    given = set(_given(args))
+    before, after = base.config.to_dict(), recipe.config.to_dict()
+    changed = []
+    if base.model != recipe.model:
+        changed.append(f"model {base.model} -> {recipe.model} (--model)")
+    for key in before:
+        if before[key] == after[key]:
+            continue
+        if key in given:
+            why = words.flag_of(key)
+        elif smoke and key in ("epochs", "batch_size"):
+            why = "smoke mode"
+        else:  # a new optimizer or schedule starts from its own arguments
+            why = "reset by --schedule" if key == "schedule_kwargs" else "reset by --optimizer"
+        old, new = _format_flag(key, before[key]), _format_flag(key, after[key])
+        changed.append(f"{key} {old} -> {new} ({why})")
+    what = f"recipe {base.name}" if args.recipe else "TrainConfig's defaults"
+    print(f"Settings: {what}, " + (f"changed: {'; '.join(changed)}." if changed else "unchanged."))
+
+
 def _as_flags(message: str) -> str:
     """A config error worded with the command line's flag name (--weight-decay, ...)."""
     key = message.split(" ", 1)[0].rstrip(":")
     if key not in CONFIG_FLAGS:
         return message
-    return f"--{key.replace('_', '-')}{message[len(key) :]}"
+    return f"{words.flag_of(key)}{message[len(key) :]}"
 
 
 def _parse_lookahead(text: str) -> dict[str, float]:
@@ -333,6 +391,8 @@ def _parse_augment(text: str) -> tuple:
 
 
 def _format_flag(key: str, value: object) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
     if key == "augment":
         return ",".join(item if isinstance(item, str) else item["name"] for item in value) or "none"
     if value is None:
@@ -476,7 +536,7 @@ def _add_sweep_parser(commands, shown: dict) -> None:
         "a study: equal seeds draw equal settings)",
     )
     _add_shared_flags(command, shown)
-    command.add_argument("--smoke", action="store_true", help="tiny data, epochs and model (CI)")
+    command.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     command.add_argument("--no-progress", action="store_true", help="no progress bar")
     command.set_defaults(tta=None, compile=None)
 
@@ -500,6 +560,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         storage = sweep.open_storage(args.storage)
     except sweep.SweepError as err:
         raise UsageError(f"--storage: {err}") from None
+    say_settings(args, recipe, smoke)
     train_data = _load_train_data(args, n_train, recipe.config.seed)
     settings.seed_everything(recipe.config.seed)
     model = zoo.build(recipe.model)
@@ -585,13 +646,17 @@ def _print_sweep_summary(study, added: list, args: argparse.Namespace, smoke: bo
         named = [f"--{flag} {getattr(args, flag)}" for flag in ("recipe", "model")]
         recipe = " ".join(name for name in named if not name.endswith(" None"))
         fixed = [
-            f"--{key.replace('_', '-')} {shlex.quote(str(getattr(args, key)))}"
+            f"{words.flag_of(key)} {shlex.quote(str(getattr(args, key)))}"
             for key in CONFIG_FLAGS
             if getattr(args, key) is not None and key not in best.params
         ]
         if args.train_images:
             fixed.append(f"--train-images {args.train_images}")
         fixed.append(f"--data {shlex.quote(args.data)}")
+        if not args.check_counts:
+            fixed.append("--no-check-counts")
+        folder = Path("runs") / f"{study.study_name}-best"  # its own, not the recipe's runs/NAME
+        fixed.append(f"--out {shlex.quote(str(folder))}")
         extra = " ".join(fixed + (["--smoke"] if smoke else []))
         rows["test it once"] = f"python -m course_utils train {recipe} {flags} {extra}"
     else:

@@ -33,6 +33,7 @@ from course_utils.augment import (
     RandomErasing,
     RandomRotation,
 )
+from course_utils.support import words
 from course_utils.support.validate import (
     ConfigError,
     is_number,
@@ -89,9 +90,7 @@ def check_config(config: Any, mixer: Any = None) -> None:
 def _check_optimizer(config: Any) -> None:
     """The optimizer's name, momentum, extra arguments and Lookahead settings."""
     if config.optimizer not in optim.OPTIMIZERS:
-        raise ConfigError(
-            f"unknown optimizer {config.optimizer!r}; choose one of: {', '.join(optim.OPTIMIZERS)}."
-        )
+        raise ConfigError(words.unknown("optimizer", config.optimizer, optim.OPTIMIZERS))
     if config.momentum is not None:
         if config.optimizer not in optim.MOMENTUM_OPTIMIZERS:
             own = (
@@ -123,9 +122,7 @@ def _check_optimizer(config: Any) -> None:
 def _check_schedule(config: Any) -> None:
     """The schedule's name and the names of its extra arguments."""
     if config.schedule not in optim.SCHEDULES:
-        raise ConfigError(
-            f"unknown schedule {config.schedule!r}; choose one of: {', '.join(optim.SCHEDULES)}."
-        )
+        raise ConfigError(words.unknown("schedule", config.schedule, optim.SCHEDULES))
     accepted = optim.accepted_kwargs(optim.SCHEDULES[config.schedule])
     unknown = sorted(set(config.schedule_kwargs) - accepted)
     if unknown:
@@ -359,8 +356,7 @@ def check_spec(spec: Any) -> None:
             )
         name = spec["name"]
         if not isinstance(name, str) or name not in augment.AUGMENTATIONS:
-            known = ", ".join(augment.AUGMENTATIONS)
-            raise ValueError(f"Unknown augmentation {name!r}; the known names are {known}.")
+            raise ValueError(words.unknown("augmentation", name, augment.AUGMENTATIONS))
         accepted = list(inspect.signature(augment.AUGMENTATIONS[name]).parameters)
         for key in spec:
             if key != "name" and key not in accepted:
@@ -485,9 +481,7 @@ def check_mixer(mixer: Any) -> None:
     if not isinstance(mixer, mixup.Mixer):
         return
     if mixer.kind not in mixup.MIXERS:
-        raise ValueError(
-            f"Unknown mixing kind {mixer.kind!r}; choose one of {', '.join(mixup.MIXERS)}."
-        )
+        raise ValueError(words.unknown("mixing kind", mixer.kind, mixup.MIXERS))
     check_alpha(mixer.alpha)
     if not is_number(mixer.prob):
         raise TypeError(f"prob is a probability in [0, 1], e.g. 0.5; got {mixer.prob!r}.")

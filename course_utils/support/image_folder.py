@@ -28,7 +28,7 @@ from torch import Tensor
 from torchvision.io import ImageReadMode, decode_image, decode_jpeg
 
 SHUFFLE_SEED = 10  # fixes the one shuffled order of an image folder's images
-CACHE_VERSION = 1  # part of every image-folder cache's fingerprint: bump to rebuild
+CACHE_VERSION = 2  # in every cache's fingerprint: bump to rebuild (2: the cache records its source)
 DECODE_CHUNK = 4096  # JPEG files handed to one batched decode_jpeg call
 # The official release's names (support.sources.BATCH_FOLDER and TARBALL), for the hint
 # given when a folder of it is named as an image folder; tests/test_data.py ties them.
@@ -60,11 +60,13 @@ def load(
     expected_counts: Mapping[str, int] | None,
     root: Path,
     save: Callable[..., None],
+    fewer: str,
 ) -> tuple[Tensor, Tensor, str]:
     """(images uint8 [N, 3, 32, 32], labels int64 [N], provenance) of ``split`` of the image
     folder or archive ``source``, whose class folders are named as ``classes`` (the label is
     the index). Both splits of an archive are decoded in one pass; each split is cached in
-    ``root`` with ``save(path, **arrays)``. See ``course_utils.data.load_image_folder``."""
+    ``root`` with ``save(path, **arrays)``. ``fewer`` says how to load a smaller copy, in the
+    words of the tool in use. See ``course_utils.data.load_image_folder``."""
     resolved = source.resolve()
     listing = _folder_listing(source) if source.is_dir() else None
     fingerprint = _fingerprint(resolved, listing)
@@ -85,7 +87,7 @@ def load(
             )
         for name in sorted(splits, key=lambda name: name != split):  # the asked-for split first
             try:
-                built = _build_split(source, name, splits[name], classes, expected_counts)
+                built = _build_split(source, name, splits[name], classes, expected_counts, fewer)
             except ImageFolderError:
                 if name == split:
                     raise
@@ -96,12 +98,13 @@ def load(
                 labels=built[1],
                 formats=np.str_(built[2]),
                 fingerprint=np.str_(fingerprint),
+                source=np.str_(str(resolved)),  # how read_before finds the copy again
             )
             if name == split:
                 cached = built
     images, labels, formats = cached
     counts = np.bincount(labels, minlength=len(classes)).tolist()
-    _check_counts(source, split, classes, counts, expected_counts)
+    _check_counts(source, split, classes, counts, expected_counts, fewer)
     return torch.from_numpy(images), torch.from_numpy(labels), _image_provenance(source, formats)
 
 
@@ -256,6 +259,7 @@ def _build_split(
     files: dict[str, list[_ImageFile]],
     classes: tuple[str, ...],
     expected_counts: Mapping[str, int] | None,
+    fewer: str,
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """Check one split's class folders and counts, then decode it in the fixed shuffled
     order: (images uint8 [N, 3, 32, 32], labels int64 [N], "JPEG", "PNG" or "JPEG+PNG")."""
@@ -270,7 +274,7 @@ def _build_split(
         for image in group:
             _image_kind(source, image)
     counts = [len(files.get(name, ())) for name in classes]
-    _check_counts(source, split, classes, counts, expected_counts)
+    _check_counts(source, split, classes, counts, expected_counts, fewer)
     ordered = sorted(
         (image for group in files.values() for image in group),
         key=lambda image: (image.label, image.file_name),
@@ -288,6 +292,7 @@ def _check_counts(
     classes: tuple[str, ...],
     counts: Sequence[int],
     expected_counts: Mapping[str, int] | None,
+    fewer: str,
 ) -> None:
     """Every class has images, and as many as ``expected_counts[split]`` when it is given."""
     missing = [name for name, count in zip(classes, counts, strict=True) if count == 0]
@@ -311,8 +316,7 @@ def _check_counts(
     raise ImageFolderError(
         f"the CIFAR-10 image folder {source} should hold {expected:,} {split} images per class "
         f"({expected * len(classes):,} in all), but {found}: an incomplete or mixed-up "
-        "copy? Copy it again; if it is meant to be smaller, load it with check_counts=False "
-        "(command line: --no-check-counts; load_image_folder: expected_counts=None)."
+        f"copy? Copy it again; if it is meant to be smaller, load it with {fewer}."
     )
 
 
@@ -448,3 +452,27 @@ def _read_image_cache(
         )
         return None
     return images, labels, formats
+
+
+def read_before(root: Path, split: str) -> list[Path]:
+    """The image folders and archives whose cache of ``split`` is in the data folder ``root``
+    and that still exist, the most recently cached first: the copies ``cifar10("auto")``
+    finds again without being told (each is still checked against its cache when loaded)."""
+    found: list[Path] = []
+    for cache in sorted(root.glob(f"cifar10-images-*-{split}.npz"), key=_newest_first):
+        try:
+            with np.load(cache) as stored:
+                source = Path(str(stored["source"]))
+        except Exception:  # a cache from before sources were recorded, or a damaged one
+            continue
+        if source.exists() and source not in found:
+            found.append(source)
+    return found
+
+
+def _newest_first(path: Path) -> float:
+    """A sort key: the most recently written file first, one that cannot be read last."""
+    try:
+        return -path.stat().st_mtime
+    except OSError:
+        return float("inf")

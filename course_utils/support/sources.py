@@ -15,6 +15,7 @@ import pickle
 import socket
 import tarfile
 import urllib.error
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -45,6 +46,8 @@ DOWNLOAD_TIMEOUT_S = 30.0  # longest silence tolerated from the server during a 
 REACHABLE_TIMEOUT_S = 3.0  # how long source="auto" waits to decide whether we are online
 SHARED_DATA_ENV = "COURSE_SHARED_DATA"
 SHARED_ARCHIVE = "cifar10-jpeg.tar.gz"
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")  # what an image folder may be packed as
+SPLITS = ("train", "test")  # the two folders of an image folder's layout
 
 
 class DataNotFoundError(RuntimeError):
@@ -63,9 +66,14 @@ class SourceUnreachableError(DataNotFoundError):
 
 
 # --------------------------------------------------------------------------- naming a source
+# ``arg`` and ``closest`` below are ``support.words``' (the words of the tool in use, and the
+# one did-you-mean): ``course_utils.data`` passes them in, as this module imports nothing of
+# the package.
 
 
-def named_source(source: object, hub_repo: str, hub_revision: str) -> tuple[str, str, str] | None:
+def named_source(
+    source: object, hub_repo: str, hub_revision: str, arg: Callable[..., str]
+) -> tuple[str, str, str] | None:
     """The source a ``cifar10`` call names, as (kind, value, how it was named): kind "hub"
     (value: the revision; ``hub_repo`` is the only repository accepted), "url" or "path";
     None when none is named."""
@@ -75,15 +83,15 @@ def named_source(source: object, hub_repo: str, hub_revision: str) -> tuple[str,
             return None
         return _classify(configured, f"{SOURCE_ENV}={configured}", hub_repo, hub_revision)
     if isinstance(source, str) and source == "hub":
-        return "hub", hub_revision, "source='hub'"
+        return "hub", hub_revision, arg("source", "hub")
     text = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
     if not isinstance(text, str) or not text or _is_url(text):
         raise ValueError(
-            f"source must be 'auto', 'cifar10', 'hub', 'synthetic' or a local path, got "
+            f"{arg('source')} must be 'auto', 'cifar10', 'hub', 'synthetic' or a local path, got "
             f"{source!r}; to download from a mirror of the official tarball, set the "
             f"{SOURCE_ENV} environment variable to its URL."
         )
-    return _classify(text, f"source={text!r}", hub_repo, hub_revision)
+    return _classify(text, arg("source", text), hub_repo, hub_revision)
 
 
 def _classify(text: str, named_by: str, hub_repo: str, hub_revision: str) -> tuple[str, str, str]:
@@ -101,16 +109,80 @@ def _classify(text: str, named_by: str, hub_repo: str, hub_revision: str) -> tup
     return "hub", revision or hub_revision, named_by
 
 
-def missing_path(path: Path, named_by: str) -> DataNotFoundError:
-    """The error for a named local source that does not exist."""
+def local_path(
+    text: str,
+    named_by: str,
+    repo_root: Path | None,
+    arg: Callable[..., str],
+    closest: Callable[..., str | None],
+) -> Path:
+    """The existing path a named local source means: ``text`` from the working folder, else
+    (when relative) from the repository root ``repo_root`` (None when installed, as on
+    Colab), so a notebook's kernel, which runs in ``notebooks/``, finds the same copy. A
+    missing path raises ``DataNotFoundError`` naming each absolute path tried and the nearest
+    existing name; a folder that only holds archives, one naming the archive to give."""
+    path = Path(text).expanduser()
+    tried = [path] if path.is_absolute() or repo_root is None else [path, repo_root / path]
+    if len(tried) == 2 and os.path.abspath(tried[0]) == os.path.abspath(tried[1]):
+        tried = tried[:1]  # the working folder is the repository root
+    found = next((candidate for candidate in tried if candidate.exists()), None)
+    if found is None:
+        raise _missing_path(path, named_by, tried, arg, closest)
+    archives = _archives_instead(found)
+    if archives:
+        archive = found / archives[0]
+        again = f"{SOURCE_ENV}={archive}" if named_by.startswith(SOURCE_ENV) else None
+        raise DataNotFoundError(
+            f"the CIFAR-10 source {found} (named by {named_by}) is a folder holding "
+            f"{', '.join(archives)}, not an image folder: name the archive itself, "
+            f"{again or arg('source', archive)}."
+        )
+    return found
+
+
+def _missing_path(
+    path: Path,
+    named_by: str,
+    tried: list[Path],
+    arg: Callable[..., str],
+    closest: Callable[..., str | None],
+) -> DataNotFoundError:
+    """The error for a named local source that does not exist, with the absolute paths tried
+    and the nearest existing folder or archive name."""
+    looked = " and ".join(os.path.abspath(candidate) for candidate in tried)
+    nearest = next(filter(None, (_nearest(candidate, closest) for candidate in tried)), None)
+    guess = f" Did you mean {nearest}?" if nearest else ""
     if named_by.startswith(SOURCE_ENV):
         what, end = f"set {SOURCE_ENV} to the path of", f", or unset {SOURCE_ENV}"
     else:
-        what, end = "source is 'auto', 'cifar10', 'hub', 'synthetic' or the path of", ""
+        what, end = f"{arg('source')} is 'auto', 'cifar10', 'hub', 'synthetic' or the path of", ""
     return DataNotFoundError(
-        f"the CIFAR-10 source {path} (named by {named_by}) does not exist: {what} an "
-        f"image folder, its .tar/.tar.gz archive, or {TARBALL}{end}."
+        f"the CIFAR-10 source {path} (named by {named_by}) does not exist (looked for "
+        f"{looked}): {what} an image folder, its .tar/.tar.gz archive, or {TARBALL}{end}.{guess}"
     )
+
+
+def _nearest(path: Path, closest: Callable[..., str | None]) -> str | None:
+    """The folder or archive beside a missing ``path`` whose name is nearest to its name."""
+    try:
+        entries = [entry for entry in path.parent.iterdir() if not entry.name.startswith(".")]
+    except OSError:
+        return None
+    names = [e.name for e in entries if e.is_dir() or e.name.endswith(ARCHIVE_SUFFIXES)]
+    match = closest(path.name, names)
+    return os.path.abspath(path.parent / match) if match else None
+
+
+def _archives_instead(folder: Path) -> list[str]:
+    """The archives a folder holds when it holds no image-folder layout and no official
+    release: the user named the folder of the archive, not the archive."""
+    if not folder.is_dir() or is_official_release(folder):
+        return []
+    entries = [entry for entry in folder.iterdir() if not entry.name.startswith(".")]
+    subfolders = [entry for entry in entries if entry.is_dir()]
+    if any((base / split).is_dir() for base in [folder, *subfolders] for split in SPLITS):
+        return []
+    return sorted(e.name for e in entries if e.is_file() and e.name.endswith(ARCHIVE_SUFFIXES))
 
 
 def is_official_release(path: Path) -> bool:
@@ -173,7 +245,12 @@ def shared_archive(repo_root: Path | None) -> Path | None:
 
 
 def load_cifar10(
-    folder: Path, train: bool = True, download: bool = True, source: str | None = None
+    folder: Path,
+    train: bool = True,
+    download: bool = True,
+    source: str | None = None,
+    *,
+    arg: Callable[..., str],
 ) -> tuple[Tensor, Tensor]:
     """Real CIFAR-10 as (images uint8 [N, 3, 32, 32], labels int64 [N]).
 
@@ -187,6 +264,7 @@ def load_cifar10(
 
     Raises ``DataNotFoundError`` saying what to do when the data is missing and cannot be
     downloaded, and ``DataCorruptedError`` (a subclass) when a file is truncated or damaged.
+    ``arg`` words the arguments its messages name (``support.words.arg``).
     """
     cache = folder / _cache_name(train)
     files = TRAIN_BATCHES if train else TEST_BATCHES
@@ -203,7 +281,7 @@ def load_cifar10(
         )
     if unusable:
         try:
-            tarball = _obtain_tarball(folder, _resolve_source(source), download)
+            tarball = _obtain_tarball(folder, _resolve_source(source), download, arg)
         except DataNotFoundError as error:
             damaged = [name for name in unusable if (batches / name).exists()]
             if not damaged or isinstance(error, DataCorruptedError):
@@ -251,14 +329,15 @@ def _source_batches(source: str) -> Path | None:
     return None
 
 
-def missing_message(root: Path, reason: str) -> str:
+def missing_message(root: Path, reason: str, arg: Callable[..., str]) -> str:
+    """What to do when CIFAR-10 is not available in the data folder ``root``."""
     # "cifar10" is a source keyword; a folder of that name is only used when named as a path.
     here = Path("cifar10")
     hint = f" (for the folder {here.resolve()}, give its path: ./cifar10)" if here.exists() else ""
     return (
         f"CIFAR-10 is not available in {root} ({reason}): place {TARBALL} in {root}, set "
         f"{SOURCE_ENV} to a mirror URL or a local copy of the tarball, or use the synthetic "
-        f"stand-in with cifar10(split, source='synthetic'){hint}."
+        f"stand-in with {arg('source', 'synthetic')}{hint}."
     )
 
 
@@ -266,13 +345,13 @@ def _batch_intact(path: Path) -> bool:
     return check_integrity(str(path), BATCH_MD5[path.name])
 
 
-def _obtain_tarball(root: Path, source: str, download: bool) -> Path:
+def _obtain_tarball(root: Path, source: str, download: bool, arg: Callable[..., str]) -> Path:
     """Path of an md5-verified tarball: a local source, the copy in ``root``, or a download."""
     if not _is_url(source):
         path = Path(source).expanduser()
         path = path / TARBALL if path.is_dir() else path
         if not path.is_file():
-            raise DataNotFoundError(missing_message(root, f"the source {path} does not exist"))
+            raise DataNotFoundError(missing_message(root, f"the source {path} does not exist", arg))
         if not check_integrity(str(path), TARBALL_MD5):
             raise DataCorruptedError(
                 f"{path} is truncated or damaged (md5 mismatch); copy the tarball again."
@@ -288,12 +367,12 @@ def _obtain_tarball(root: Path, source: str, download: bool) -> Path:
             "copy) and run again to download."
         )
     if not download:
-        raise DataNotFoundError(missing_message(root, f"no {TARBALL} on disk"))
-    _download(source, root)
+        raise DataNotFoundError(missing_message(root, f"no {TARBALL} on disk", arg))
+    _download(source, root, arg)
     return local
 
 
-def _download(url: str, root: Path) -> None:
+def _download(url: str, root: Path, arg: Callable[..., str]) -> None:
     """Download the tarball into ``root`` with torchvision (md5-checked, with a progress
     bar), failing clearly. The official server is slow, so its download says how slow and how
     to stop; a download stopped with Ctrl-C leaves no partial tarball behind."""
@@ -315,14 +394,14 @@ def _download(url: str, root: Path) -> None:
         print(
             f"CIFAR-10: download stopped and the partial {TARBALL} deleted. Place the tarball "
             f"in {root}, set {SOURCE_ENV} to a mirror URL or a local copy, or use "
-            "source='hub' (data/README.md); then run again."
+            f"{arg('source', 'hub')} (data/README.md); then run again."
         )
         raise
     except (urllib.error.URLError, OSError, ValueError) as error:
         (root / TARBALL).unlink(missing_ok=True)
         reason = getattr(error, "reason", None) or error
         raise DataNotFoundError(
-            missing_message(root, f"download from {url} failed: {reason}")
+            missing_message(root, f"download from {url} failed: {reason}", arg)
         ) from None
     except RuntimeError:  # torchvision's md5 check of the finished download
         (root / TARBALL).unlink(missing_ok=True)

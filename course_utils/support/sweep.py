@@ -41,7 +41,7 @@ from course_utils.config import ConfigError, TrainConfig, field_names
 from course_utils.data import ImageData
 from course_utils.loader import DeviceLoader
 from course_utils.recipes import Recipe, get_recipe
-from course_utils.support import config_checks
+from course_utils.support import config_checks, words
 from course_utils.support.config_checks import check_config
 from course_utils.support.validate import is_number
 from course_utils.train import TrainingDiverged, fit
@@ -622,7 +622,7 @@ def make_sampler(
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup_trials)
-    raise SweepError(f"unknown sampler {name!r}; choose one of: {', '.join(SAMPLERS)}.")
+    raise SweepError(words.unknown("sampler", name, SAMPLERS))
 
 
 def make_pruner(
@@ -648,7 +648,7 @@ def make_pruner(
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
     if name == "none":
         return optuna.pruners.NopPruner()
-    raise SweepError(f"unknown pruner {name!r}; choose one of: {', '.join(PRUNERS)}.")
+    raise SweepError(words.unknown("pruner", name, PRUNERS))
 
 
 def open_study(
@@ -702,9 +702,12 @@ def open_study(
         study.set_user_attr("setup", setup)
     elif saved != setup:
         changed = [key for key in setup if saved.get(key) != setup[key]]
+        data = f": it holds trials on {saved.get('data')}" if "data" in changed else ""
+        another = words.pick("--study NAME", "open_study(name=...)")
         raise SweepError(
-            f"study {name!r} was created for another sweep (different {', '.join(changed)}); "
-            "give a new study name, or the same settings as before."
+            f"study {name!r} was created for another sweep (different "
+            f"{', '.join(changed)}){data}; name a new study with {another}, or give the same "
+            "settings as before."
         )
     return study
 
