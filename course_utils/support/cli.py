@@ -475,7 +475,7 @@ def _print_summary(result, out: Path, wall: float, trained_here: int, test_size:
         "files": ", ".join(str(out / name) for name in FILES.values()),
     }
     if capped:
-        rows["dry run"] = f"{settings.dry_run_note(history.run['max_steps'])}: not a measurement"
+        rows["note"] = f"{settings.dry_run_note(history.run['max_steps'])}: not a measurement"
     width = max(map(len, rows))
     for key, value in rows.items():
         print(f"{key:<{width}}  {value}")
