@@ -23,6 +23,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from course_utils import settings
 from course_utils.support.checkpoint import check_history_dict
 
 SYNTHETIC_NOTE = "synthetic stand-in data"
@@ -37,14 +38,16 @@ METRIC_DISPLAY: dict[str, tuple[str, str, float]] = {
 }
 
 
-def source_note(source: str | None) -> str | None:
-    """The note a figure carries for a data source: a warning for the synthetic stand-in."""
-    return SYNTHETIC_NOTE if source == "synthetic" else None
+def source_note(source: str | None, max_steps: int | None = None) -> str | None:
+    """The note a figure carries: a warning for the synthetic stand-in, and the cap of a dry
+    run (``max_steps``, default ``settings.MAX_STEPS``), whose numbers measure nothing."""
+    notes = [SYNTHETIC_NOTE if source == "synthetic" else None, settings.dry_run_note(max_steps)]
+    return "; ".join(note for note in notes if note) or None
 
 
 def titled(title: str, source: str | None) -> str:
-    """A figure title, with a second line naming the synthetic stand-in when the data is it
-    (every lecture titles its figures this way)."""
+    """A figure title, with a second line naming the synthetic stand-in when the data is it,
+    and a dry run's cap (every lecture titles its figures this way)."""
     return _with_note(title, source_note(source))
 
 
@@ -83,8 +86,10 @@ def _check_records(history: Any, x: str) -> None:
 
 
 def _runs_note(histories: list[Any]) -> str | None:
+    """The stand-in's note if any run used it, and the cap any of them recorded as a dry run."""
     sources = [getattr(history, "source", None) for history in histories]
-    return SYNTHETIC_NOTE if "synthetic" in sources else None
+    caps = [(getattr(history, "run", None) or {}).get("max_steps") or 0 for history in histories]
+    return source_note("synthetic" if "synthetic" in sources else None, max(caps))
 
 
 def _axes_for(ax: Axes | Iterable[Axes] | None, rows: int, cols: int, figsize) -> list[Axes]:

@@ -23,7 +23,12 @@ from course_utils.config import ConfigError, TrainConfig, UnknownNameError
 from course_utils.data import ImageData
 from course_utils.loader import DeviceLoader
 from course_utils.support import config_checks, words
-from course_utils.support.checkpoint import CheckpointMismatchError
+from course_utils.support.checkpoint import (
+    CheckpointMismatchError,
+    evaluated_images,
+    missing_folders,
+    remove_if_empty,
+)
 from course_utils.support.config_checks import check_config
 from course_utils.train import Evaluation, History, evaluate, fit
 
@@ -121,10 +126,6 @@ def run(
     if out is not None and not isinstance(out, (str, os.PathLike)):
         raise TypeError(f"out must be a folder path, got {type(out).__name__}.")
     folder = Path(out).expanduser() if out is not None else None
-    if folder is not None:
-        check_output_folder(folder, resume, overwrite)
-    if resume and folder is not None and (folder / FILES["history"]).is_file():
-        _check_same_test_set(folder / FILES["history"], test_data)
     settings.seed_everything(config.seed)  # before the model is built: the seed sets its init
     network = _build_network(model, recipe.model)
     if config.val_split > 0:
@@ -133,6 +134,11 @@ def run(
         train_part, val_part = train_data, None
     train_loader = DeviceLoader(train_part, config.batch_size, augment=pipeline)
     val_loader = DeviceLoader(val_part, config.batch_size, train=False) if val_part else None
+    created = missing_folders(folder)  # removed again if the run ends before writing in them
+    if folder is not None:
+        check_output_folder(folder, resume, overwrite)
+    if resume and folder is not None and (folder / FILES["history"]).is_file():
+        _check_same_test_set(folder / FILES["history"], test_data, config.batch_size)
     replaced = _set_aside(folder) if folder is not None and overwrite else None
     try:
         history = fit(
@@ -149,13 +155,14 @@ def run(
     except BaseException:
         if replaced is not None:  # a run that never started leaves the old one in place
             _finish_replacing(replaced, started=(folder / FILES["checkpoint"]).exists())
+        remove_if_empty(created)
         raise
     if replaced is not None:
         _finish_replacing(replaced, started=True)
     test_loader = DeviceLoader(test_data, config.batch_size, train=False)
     test = evaluate(network, test_loader, tta=config.tta)
     history.test = {
-        **_test_set(test_data),
+        **_test_set(test_data, len(test.targets)),  # fewer than it holds in a dry run
         "loss": test.loss,
         "accuracy": test.accuracy,
         "tta": config.tta,
@@ -212,17 +219,19 @@ def _build_network(model: nn.Module | str | Callable | None, recipe_model: str) 
     return network
 
 
-def _test_set(test_data: ImageData) -> dict:
-    """What identifies the test set in ``History.test``."""
-    return {"split": test_data.split, "images": len(test_data), "provenance": test_data.provenance}
+def _test_set(test_data: ImageData, images: int | None) -> dict:
+    """What identifies the test set in ``History.test``: split, provenance and the number of
+    images evaluated (in a dry run only the first batches')."""
+    return {"split": test_data.split, "images": images, "provenance": test_data.provenance}
 
 
-def _check_same_test_set(history_file: Path, test_data: ImageData) -> None:
+def _check_same_test_set(history_file: Path, test_data: ImageData, batch_size: int) -> None:
     """Resuming a finished run rewrites its test result: only on the same test set."""
     tested = History.load(history_file).test or {}
+    images = evaluated_images(len(test_data), batch_size)
     changed = [
         f"{key}: {tested[key]!r} -> {value!r}"
-        for key, value in _test_set(test_data).items()
+        for key, value in _test_set(test_data, images).items()
         if key in tested and tested[key] != value
     ]
     if changed:

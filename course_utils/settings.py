@@ -82,13 +82,16 @@ def minutes(pflops: float, tflops: float = A100_TFLOPS) -> float:
 
 
 def estimate(pflops: float) -> str:
-    """``pflops`` of training in the course's one set of time assumptions, in words."""
+    """``pflops`` of training in the course's one set of time assumptions, in words (in a dry
+    run, with a note that each epoch trains only a few batches of it)."""
     cpu = minutes(pflops, CPU_TFLOPS)
     on_cpu = f"{cpu / 60:.2g} h" if cpu >= 60 else f"{cpu:.2g} min"
+    capped = f" (a dry run, {MAX_STEPS_ENV}={MAX_STEPS}: {MAX_STEPS} batches an epoch of this)"
     return (
         f"{pflops:.3g} PFLOPs: about {minutes(pflops):.2g} min on an A100 and "
         f"{minutes(pflops, T4_TFLOPS):.2g} min on a T4 (assumed {A100_TFLOPS:g} and "
         f"{T4_TFLOPS:g} TFLOP/s), {on_cpu} on a 2-core CPU (at least: thin nets run slower)"
+        + (capped if MAX_STEPS else "")
     )
 
 
@@ -126,6 +129,15 @@ MAX_STEPS: int = int(os.environ.get(MAX_STEPS_ENV, "0") or 0)
 """When positive, training and evaluation stop every epoch after this many batches: a dry
 run of a lecture's full-size configuration (``COURSE_MAX_STEPS=2``) on a machine too slow
 to train it. Zero (the default) means no limit."""
+
+
+def dry_run_note(max_steps: int | None = None) -> str | None:
+    """What a dry run changed, for the titles and summary lines of its runs: ``max_steps`` (a
+    run's recorded cap; default ``MAX_STEPS``) batches per epoch and evaluation. None if none."""
+    steps = MAX_STEPS if max_steps is None else max_steps
+    if not steps:
+        return None
+    return f"dry run, {MAX_STEPS_ENV}={steps}: {steps} batches per epoch and evaluation"
 
 
 def get_device() -> torch.device:
@@ -272,7 +284,8 @@ def environment_facts() -> dict[str, str]:
             "smoke": "smoke (tiny data and models)",
             "cpu": "cpu (real data, minutes)",
             "full": "full (a GPU)",
-        }[SIZE],  # fmt: skip
+        }[SIZE]  # fmt: skip
+        + (f"; {dry_run_note()}" if MAX_STEPS else ""),
         "data folder": str(data_root()),
     }
 

@@ -59,6 +59,7 @@ class History:
     step_lr: list[float] = field(default_factory=list)
     step_loss: list[float] = field(default_factory=list)
     test: dict | None = None  # the final test evaluation, when recipes.run made one
+    warnings: list[str] = field(default_factory=list)  # e.g. "Learned nothing: ..." (one line)
     format_version: int = bookkeeping.HISTORY_FORMAT
 
     def to_dict(self) -> dict:

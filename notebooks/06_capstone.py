@@ -181,8 +181,10 @@ test_data = cifar10("test", source=full_train.source, n=TEST_IMAGES, seed=SEED)
 note_if_standin(full_train, SIZE)  # at cpu or full size: how to name a real copy
 # The split recipes.run makes in section 4: the same fraction and seed hold out the same images.
 train_data, val_data = full_train.holdout(recipe.config.val_split, seed=SEED)
-NOTE = plots.source_note(full_train.source)  # "synthetic stand-in data", or None
+NOTE = plots.source_note(full_train.source)  # "synthetic stand-in data" (and a dry run's cap)
 SOURCE = "CIFAR-10" if full_train.source == "cifar10" else "synthetic stand-in, NOT CIFAR-10"
+if settings.MAX_STEPS:  # a dry run (COURSE_MAX_STEPS) says so next to every number it prints
+    SOURCE += f"; {settings.dry_run_note()}"
 
 # The loaders recipes.run builds: the recipe's batch size and augmentations for training.
 train_loader = DeviceLoader(train_data, recipe.config.batch_size, augment=recipe.config.augment)
@@ -628,8 +630,9 @@ history = result.history
 trained_images = round(sum(row["images_per_sec"] * row["seconds"] for row in history.epochs))
 ledger.add("fast94", model, recipe.config.epochs * len(train_data))  # 3 x F x E x N
 print(
-    f"wall-clock: {wall_seconds:.1f} s in recipes.run ({history.final['elapsed']:.1f} s "
-    f"training, {trained_images / history.final['elapsed']:,.0f} images/s on {device})"
+    f"recipes.run took {wall_seconds:.1f} s here; the run's {len(history.epochs)} epochs trained "
+    f"for {history.final['elapsed']:.1f} s in all{' (partly before: RESUME)' if RESUME else ''}, "
+    f"{trained_images / history.final['elapsed']:,.0f} images/s on {device}"
 )
 print(f"validation accuracy after the last epoch: {history.final['val_acc']:.2%} ({SOURCE})")
 assert result.model is model and len(history.epochs) == recipe.config.epochs
@@ -679,7 +682,9 @@ val_plain = evaluate(model, val_loader, tta=False)
 val_tta = evaluate(model, val_loader, tta=True)
 print(f"validation accuracy ({SOURCE}): {val_plain.accuracy:.2%} without TTA, ", end="")
 print(f"{val_tta.accuracy:.2%} with flip TTA")
-if not settings.MAX_STEPS:  # a dry run (COURSE_MAX_STEPS) evaluates only a few batches
+if settings.MAX_STEPS:  # each evaluation saw its own first batches (batch 500 here, 512 in fit)
+    print(f"Not compared with the history's val_acc: {settings.dry_run_note()}.")
+else:
     assert abs(val_plain.accuracy - history.final["val_acc"]) < 0.002
 
 # %% [markdown]
@@ -697,7 +702,13 @@ def show_evaluation(result: Evaluation, data: ImageData, name: str, tta: bool) -
     evaluation of a model on ``data`` (``result`` is in the data's order)."""
     split, how = data.split, "flip TTA" if tta else "no TTA"
     assert int(result.confusion.sum()) == len(result.targets)
-    assert len(result.targets) == len(data) or settings.MAX_STEPS  # a dry run: a few batches
+    if settings.MAX_STEPS:  # a capped evaluation cannot cover the whole set
+        print(
+            f"Not checked that the confusion matrix covers the {split} set: it covers "
+            f"{len(result.targets):,} of its {len(data):,} images ({settings.dry_run_note()})."
+        )
+    else:
+        assert len(result.targets) == len(data), "the confusion matrix covers the whole set"
     fig, axes = plt.subplots(1, 2, figsize=(15, 6), gridspec_kw={"width_ratios": [1.15, 1]})
     plots.plot_confusion(
         result.confusion,
@@ -737,7 +748,7 @@ print(f"{RUN_NAME} on the test set ({len(test.targets):,} images, {SOURCE}), eva
 print(f"  accuracy with flip TTA: {test.accuracy:.2%}")
 assert test.split == "test" and history.test == {
     "split": "test",
-    "images": len(test_data),
+    "images": len(test.targets),  # the images evaluated (a dry run: its first batches')
     "provenance": test_data.provenance,
     "loss": test.loss,
     "accuracy": test.accuracy,
@@ -864,13 +875,13 @@ rows[f"{RUN_NAME} (this run)"] = {
     "parameters (stated)": "—",
     "epochs": recipe.config.epochs,
     "train images": f"{len(train_data):,}",
-    "training PFLOPs": round(params.training_flops(model, trained_images) / 1e15, 4),
+    "training PFLOPs": round(ledger.pflops["fast94"], 4),  # epochs x images, as every bill
     "wall-clock": f"{history.final['elapsed']:.1f} s training "
     f"({trained_images / history.final['elapsed']:,.0f} images/s)",
     "hardware": settings.environment_facts()["gpu"]
     if device.type == "cuda"
     else f"CPU, {torch.get_num_threads()} threads",
-    "source": f"measured in this notebook{SIZE_NOTE}",
+    "source": f"{'a dry run' if settings.MAX_STEPS else 'measured'} in this notebook{SIZE_NOTE}",
 }
 for row in rows.values():  # the course's one time assumption for every row (settings)
     row["A100 minutes (assumed)"] = round(settings.minutes(row["training PFLOPs"]), 2)
@@ -889,11 +900,12 @@ with pd.option_context("display.max_colwidth", None):
 # drawn as a dot.
 
 # %%
+MEASURED = "not measured" if settings.MAX_STEPS else "measured here"  # a dry run measures nothing
 KINDS = {  # one colour per kind of row
     "report": ("tab:gray", "report: its own stated accuracy"),
     "plan": ("tab:green", "page94: a plan, 94% is a target"),
     "cpu run": ("tab:blue", "fast94, whole recipe: measured once on a CPU (JPEG copy)"),
-    "this run": ("tab:orange", f"this run: measured here, on {SOURCE}{SIZE_NOTE}"),
+    "this run": ("tab:orange", f"this run: {MEASURED}, on {SOURCE}{SIZE_NOTE}"),
 }
 kinds = ["report"] * len(REPORT_KEYS) + ["plan", "cpu run", "this run"]
 labels = list(rows)
@@ -917,10 +929,11 @@ ax.grid(axis="x", alpha=0.3)
 ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize=8)
 ax.set_xlabel("training compute (PFLOPs, log scale; 3 x forward FLOPs x images); minutes "
               f"at an assumed {settings.A100_TFLOPS:g} TFLOP/s on an A100")  # fmt: skip
-ax.set_title(
+title = (
     "Training compute: the reports' recipes vs page94 and fast94\n"
     "(report accuracies are the reports' own; fast94's from one CPU run; 94% is a target)"
 )
+ax.set_title(plots.titled(title, full_train.source))
 fig.tight_layout()
 plt.show()
 
@@ -966,10 +979,12 @@ checkpoint_path = out_dir / recipes.FILES["checkpoint"]
 fresh = capstone.CapstoneNet(widths=WIDTHS).to(device)
 saved = checkpoint.load_checkpoint(checkpoint_path, fresh)
 on_disk = History.load(out_dir / recipes.FILES["history"])
+capped = settings.dry_run_note(on_disk.run.get("max_steps") or 0)  # as the history records it
 print(
     f"reloaded {checkpoint_path} ({checkpoint_path.stat().st_size / 1e6:.1f} MB), saved after "
     f"epoch {saved['epoch']}; history.json: test accuracy {on_disk.test['accuracy']:.2%} on "
-    f"{on_disk.test['images']:,} {on_disk.test['split']} images ({on_disk.source} data)"
+    f"{on_disk.test['images']:,} {on_disk.test['split']} images ({on_disk.source} data"
+    + (f"; {capped})" if capped else ")")
 )
 assert saved["epoch"] == recipe.config.epochs and saved["config"] == history.config
 assert fresh.whiten.ready
@@ -1084,8 +1099,10 @@ if your_recipe is recipe and your_params == params.count_parameters(
 #    parameters).`, the same narrowed capstone as this notebook's smoke mode. It ends with
 #    a summary: the run (`fast94 (2 epochs on cpu, fp32)` on a CPU), validation accuracy
 #    (last epoch), test accuracy (evaluated once, flip TTA), parameters, training PFLOPs,
-#    wall time, images/s, the data, and the three files it wrote in `runs/fast94-smoke/` (a
-#    smoke run's own folder: the full run's `runs/fast94/` stays free). Its
+#    this command's wall time, the run's training time (they differ after `--resume`, which
+#    continues a run trained partly before), images/s, the data, and the three files it
+#    wrote in `runs/fast94-smoke/` (a smoke run's own folder: the full run's `runs/fast94/`
+#    stays free). Its
 #    training is this notebook's smoke run exactly (same seed, same starting weights, same
 #    split: on a CPU the same validation accuracy as section 4's); only its test accuracy
 #    differs, because its test set has 1,000 images, not 500. Run the same command twice

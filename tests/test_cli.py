@@ -8,7 +8,7 @@ import pytest
 import torch
 from _cli import run_cli
 
-from course_utils import zoo
+from course_utils import settings, zoo
 from course_utils.models import ResNet
 from course_utils.recipes import get_recipe
 from course_utils.support import cli
@@ -46,6 +46,9 @@ def test_train_smoke_writes_history_checkpoint_and_curves(tmp_path, capsys):
     assert history["eval_split"] == "validation" and history["test"]["split"] == "test"
     assert f"{100 * history['epochs'][0]['val_acc']:.2f}% (last epoch)" in out
     assert f"{100 * history['test']['accuracy']:.2f}% (evaluated once)" in out
+    assert "epoch 1/1: train loss " in out  # --no-progress: a line per epoch, not silence
+    assert "training time" in out and "s for the run's 1 epoch(s)\n" in out
+    assert "dry run" not in out and history["run"]["max_steps"] is None
 
 
 @pytest.mark.parametrize(
@@ -89,12 +92,61 @@ def test_resume_continues_from_the_checkpoint(tmp_path, capsys):
     code, out, err = run_cli([*first, "--epochs", "2", "--resume"], capsys)
     assert code == 0, err
     assert "Resumed from" in out
+    # this command's wall time apart from the run's training time, which began before it
+    assert (
+        "s wall clock" in out and "for the run's 2 epoch(s), 1 of them before this command" in out
+    )
+    assert "epoch 2/2: train loss" in out and "epoch 1/2" not in out
     two_epochs = json.loads((out_dir / "history.json").read_text())
     assert [row["epoch"] for row in two_epochs["epochs"]] == [1, 2]
     assert two_epochs["config"]["epochs"] == 2
     assert two_epochs["epochs"][0] == one_epoch["epochs"][0]
     assert two_epochs["step_loss"][: len(one_epoch["step_loss"])] == one_epoch["step_loss"]
     assert torch.load(out_dir / "checkpoint.pt", weights_only=True)["epoch"] == 2
+    code, out, err = run_cli([*first, "--epochs", "2", "--resume"], capsys)  # finished: no epoch
+    assert code == 0, err
+    assert "for the run's 2 epoch(s), 2 of them before this command" in out
+
+
+def test_an_interrupted_or_refused_run_leaves_no_empty_folder_behind(tmp_path, capsys, monkeypatch):
+    from course_utils import recipes
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # Ctrl-C before the first epoch finished
+
+    argv = ["train", "--model", "wang", "--epochs", "1", *TINY]
+    code, _, err = run_cli([*argv, "--budget", "1000", "--out", str(tmp_path / "a" / "r")], capsys)
+    assert code == 2 and "wang:" in err  # refused after the folder was checked (and made)
+    monkeypatch.setattr(recipes, "fit", interrupted)
+    code, _, err = run_cli([*argv, "--out", str(tmp_path / "b" / "r")], capsys)
+    assert code == 130 and "Interrupted before the first epoch finished" in err
+    assert sorted(tmp_path.iterdir()) == []  # both folders it made, removed again
+    (tmp_path / "mine").mkdir()
+    assert run_cli([*argv, "--out", str(tmp_path / "mine")], capsys)[0] == 130
+    assert (tmp_path / "mine").is_dir()  # a folder the user made stays
+
+
+def test_a_run_that_learned_nothing_says_so_with_flags(tmp_path, capsys):
+    out_dir = tmp_path / "run"
+    argv = ["train", "--recipe", "fast94", "--lr", "10", "--out", str(out_dir), *TINY]
+    code, out, err = run_cli(argv, capsys)
+    assert code == 0, err
+    warnings = json.loads((out_dir / "history.json").read_text())["warnings"]
+    shown = [line.split(None, 1)[1] for line in out.splitlines() if line.startswith("warning ")]
+    assert warnings and shown == warnings  # each one line of the summary, and in the history
+    assert "--lr 1" in warnings[0] and "lr=" not in " ".join(warnings)
+
+
+def test_a_dry_run_says_so_and_counts_the_images_it_evaluated(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(settings, "MAX_STEPS", 2)  # COURSE_MAX_STEPS=2
+    out_dir = tmp_path / "run"
+    argv = ["train", "--model", "wang", "--epochs", "1", "--out", str(out_dir), *TINY]
+    code, out, err = run_cli([*argv, "--test-images", "128"], capsys)
+    assert code == 0, err
+    history = json.loads((out_dir / "history.json").read_text())
+    assert history["run"]["max_steps"] == 2 and history["test"]["images"] == 64
+    assert "(evaluated once, 64 of 128 images) (dry run)" in out
+    assert "COURSE_MAX_STEPS=2: 2 batches per epoch and evaluation: not a measurement" in out
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_utils import plots
+from course_utils import plots, settings
 
 matplotlib.use("Agg")
 
@@ -92,6 +92,20 @@ def test_synthetic_runs_are_labelled_in_every_panel():
     assert not any(plots.SYNTHETIC_NOTE in axis.get_title() for axis in real.axes)
     lr_figure = plots.plot_lr(fake_history(source="synthetic"))
     assert plots.SYNTHETIC_NOTE in lr_figure.axes[0].get_title()
+
+
+def test_a_dry_run_is_labelled_in_every_figure(monkeypatch):
+    capped = fake_history()
+    capped.run = {"max_steps": 2}  # what fit records under COURSE_MAX_STEPS=2
+    for figure in (plots.plot_history(capped), plots.plot_lr(capped)):
+        assert all("dry run, COURSE_MAX_STEPS=2" in axis.get_title() for axis in figure.axes)
+    assert "dry run" not in plots.plot_history(fake_history()).axes[0].get_title()
+    assert plots.titled("Curves", "cifar10") == "Curves"
+    monkeypatch.setattr(settings, "MAX_STEPS", 2)  # figures a dry run's lecture titles itself
+    assert plots.titled("Curves", "synthetic") == (
+        "Curves\n(synthetic stand-in data; dry run, COURSE_MAX_STEPS=2: 2 batches per epoch "
+        "and evaluation)"
+    )
 
 
 def test_plot_lr_draws_one_line_per_run_over_steps():

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from course_utils import params, zoo
+from course_utils import params, settings, zoo
 from course_utils.data import synthetic_cifar10
 from course_utils.models import ResNet, ResNet9
 from course_utils.recipes import RECIPES, TORCHVISION_CROP, Recipe, get_recipe, run
@@ -66,6 +66,7 @@ def test_every_recipe_runs_end_to_end(name, data):
     assert history.config == recipe.config.to_dict() | {"augment": history.config["augment"]}
     assert history.run["train_images"] == 320 - round(320 * recipe.config.val_split)
     assert history.test["accuracy"] == result.test.accuracy
+    assert history.test["images"] == len(test_data) and history.run["max_steps"] is None
     assert history.test["tta"] == recipe.config.tta
 
 
@@ -110,6 +111,32 @@ def test_run_saves_and_refuses_to_overwrite(data, tmp_path):
     with pytest.raises(FileExistsError, match="is a file"):
         run(recipe, train_data, test_data, **options | {"out": tmp_path / "file"})
     assert (tmp_path / "file").read_text() == "mine"
+
+
+def test_a_dry_run_records_its_cap_and_the_test_images_it_evaluated(data, monkeypatch):
+    monkeypatch.setattr(settings, "MAX_STEPS", 1)
+    train_data, test_data = data
+    recipe = Recipe("r", "wang").replace(epochs=1, batch_size=32)
+    history = run(recipe, train_data, test_data, model=ResNet([1], [4]), progress=False).history
+    assert history.run["max_steps"] == 1 and history.test["images"] == 32 < len(test_data)
+
+
+def test_a_run_that_fails_before_writing_removes_the_folders_it_made(data, tmp_path, monkeypatch):
+    from course_utils import recipes
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(recipes, "fit", interrupted)
+    train_data, test_data = data
+    recipe = Recipe("r", "wang").replace(epochs=1, batch_size=32)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    for out in (tmp_path / "runs" / "r", mine):
+        with pytest.raises(KeyboardInterrupt):
+            run(recipe, train_data, test_data, model=ResNet([1], [4]), out=out, progress=False)
+    assert not (tmp_path / "runs").exists()  # made by the run, left empty: removed
+    assert mine.is_dir()  # the user's own folder stays, empty or not
 
 
 def test_a_student_augmentation_plugs_into_run(data):

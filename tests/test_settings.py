@@ -141,6 +141,19 @@ def test_one_throughput_assumption_gives_every_estimate():
     assert f"{settings.minutes(1.2, settings.T4_TFLOPS):.2g} min on a T4" in text
 
 
+def test_a_dry_run_says_so_in_the_setup_table_and_every_estimate(monkeypatch):
+    assert "dry run" not in settings.estimate(1.2) and settings.dry_run_note() is None
+    assert "dry run" not in settings.environment_facts()["size"]
+    monkeypatch.setattr(settings, "MAX_STEPS", 2)
+    assert settings.estimate(1.2).endswith(
+        "(a dry run, COURSE_MAX_STEPS=2: 2 batches an epoch of this)"
+    )
+    assert settings.environment_facts()["size"].endswith(
+        "; dry run, COURSE_MAX_STEPS=2: 2 batches per epoch and evaluation"
+    )
+    assert settings.dry_run_note(0) is None  # a run that recorded no cap
+
+
 def test_a_long_run_is_announced_and_a_short_one_is_not(capsys):
     settings.warn_if_long(0.001, "cpu")
     assert capsys.readouterr().out == ""

@@ -1,5 +1,6 @@
 """fit / evaluate / predict / History on tiny synthetic data and tiny ResNets (CPU)."""
 
+import json
 import math
 
 import pytest
@@ -13,6 +14,8 @@ from course_utils.data import CIFAR10_MEAN, CIFAR10_STD, synthetic_cifar10
 from course_utils.loader import DeviceLoader, normalize
 from course_utils.mixup import Mixer
 from course_utils.models import ResNet
+from course_utils.support import checkpoint as bookkeeping
+from course_utils.support import words
 from course_utils.support.checkpoint import CheckpointMismatchError, load_checkpoint
 from course_utils.train import History, TrainingDiverged, evaluate, fit, predict
 
@@ -60,6 +63,7 @@ def test_fit_reduces_the_loss_and_beats_chance(loaders):
     assert history.final["train_loss"] < 0.9 * first_steps
     assert history.final["train_loss"] < history.epochs[0]["train_loss"]
     assert history.final["val_acc"] > 0.25  # 10 classes: chance is 0.1
+    assert history.warnings == []  # a run that learned says nothing about it
 
 
 def test_history_follows_the_contract(loaders, capsys):
@@ -406,6 +410,40 @@ def test_history_save_load_round_trip_and_best_epoch(loaders, datasets, tmp_path
         _ = History("empty").final
 
 
+def test_a_run_that_learned_nothing_says_so_in_its_history(loaders):
+    train, test = loaders
+    stuck = quiet_fit(tiny_model(), train, test, epochs=1, optimizer="sgd", lr=1e-6)
+    assert len(stuck.warnings) == 1 and stuck.warnings[0].startswith("Learned nothing: ")
+    assert (
+        "not above chance (10%) by more than two standard errors (4.7 points on 160"
+        in (stuck.warnings[0])
+    )
+    assert "try lr=1e-07 or lr=1e-05, or more epochs (epochs=2)" in stuck.warnings[0]
+
+
+def test_divergence_is_named_in_the_words_of_the_tool_in_use():
+    history = History("r", config={"lr": 10.0, "epochs": 2}, step_loss=[2.3, 40.0, 60.0])
+    history.epochs = [{"train_loss": 50.0, "val_acc": 0.9}]
+    (line,) = bookkeeping.run_warnings(history, classes=10, val_images=1000)
+    assert line == (
+        "Diverged: the training loss ended at 50, 22x its first value (2.3). Likely cause: the "
+        "learning rate (10) is too high; try lr=1, or clip the gradients (grad_clip=1)."
+    )
+    with words.command_line():
+        (line,) = bookkeeping.run_warnings(history, classes=10, val_images=1000)
+    assert line.endswith("try --lr 1, or clip the gradients (--grad-clip 1).")
+    history.epochs[0]["train_loss"] = 20.0  # below 10x its first value: no warning
+    assert bookkeeping.run_warnings(history, classes=10, val_images=1000) == []
+
+
+def test_a_history_saved_before_warnings_existed_still_loads(loaders, tmp_path):
+    train, _ = loaders
+    saved = quiet_fit(tiny_model(), train, epochs=1).to_dict()
+    del saved["warnings"]
+    (tmp_path / "old.json").write_text(json.dumps(saved))
+    assert History.load(tmp_path / "old.json").warnings == []
+
+
 def test_a_history_of_the_old_format_is_refused_in_one_line(tmp_path):
     path = tmp_path / "old.json"
     path.write_text('{"name": "old", "config": {}, "epochs": [{"test_acc": 0.5}]}')
@@ -527,5 +565,7 @@ def test_max_steps_setting_caps_training_and_evaluation(loaders, monkeypatch):
     model = tiny_model()
     history = quiet_fit(model, train, test, epochs=2)
     assert len(history.step_loss) == 4  # 2 epochs x 2 steps, whatever len(train) is
+    assert history.run["max_steps"] == 2  # the history says it was a capped dry run
+    assert history.run["val_images"] == 2 * test.batch_size < test.num_images
     assert history.step_lr[-1] < 0.01 * max(history.step_lr)  # one-cycle annealed in 4 steps
     assert len(evaluate(model, test).targets) == 2 * test.batch_size

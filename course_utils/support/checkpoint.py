@@ -26,6 +26,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from course_utils import augment, optim, settings
+from course_utils.support import words
 
 FORMAT_VERSION = 2
 """2: the full TrainConfig, and the gradient scaler's state for fp16 runs, are saved."""
@@ -342,8 +343,20 @@ HISTORY_FORMAT = 2
 """Version of the saved history layout (2: ``val_*`` metrics and a full ``TrainConfig``)."""
 
 RUN_IDENTITY = ("model", "parameters", "architecture", "train_images", "data", "augment_code",
-                "loss", "mixer")  # fmt: skip
-"""What a resumed run must share with the saved one, besides its config."""
+                "loss", "mixer", "max_steps")  # fmt: skip
+"""What a resumed run must share with the saved one, besides its config (a dry run's cap too:
+a capped run and a full one never mix in one history)."""
+
+DIVERGED_RATIO = 10
+"""A run whose training loss ends this many times above its first step's is called diverged."""
+
+
+def named(key: str, value: float) -> str:
+    """A setting with a value to try, as the tool in use spells it: ``--grad-clip 1`` on the
+    command line, ``grad_clip=1`` from Python (``support.words`` chooses)."""
+    if words.in_command_line():
+        return f"{words.flag_of(key)} {value:g}"
+    return f"{key}={value:g}"
 
 
 class TrainingDiverged(RuntimeError):
@@ -399,6 +412,67 @@ def stop_if_diverged(history: Any, losses: list[float], epoch: int, first_step: 
                 step=step,
                 history=history,
             )
+
+
+def run_warnings(history: Any, classes: int | None, val_images: int | None) -> list[str]:
+    """One line for each sign that a run learned nothing, with its likely cause and what to
+    try: a last validation accuracy not above chance by more than two standard errors of the
+    validation set, or a training loss that ended ``DIVERGED_RATIO`` times above its first."""
+    found = []
+    final, lr, epochs = history.epochs[-1], float(history.config["lr"]), history.config["epochs"]
+    accuracy = final.get("val_acc")
+    if classes and val_images and accuracy is not None:
+        chance = 1 / classes
+        margin = 2 * math.sqrt(chance * (1 - chance) / val_images)
+        if accuracy <= chance + margin:
+            found.append(
+                f"Learned nothing: validation accuracy {accuracy:.2%} is not above chance "
+                f"({chance:.0%}) by more than two standard errors ({100 * margin:.1f} points on "
+                f"{val_images:,} images). Likely cause: a learning rate far too high or too low, "
+                f"or too few steps ({len(history.step_loss):,}); try {named('lr', lr / 10)} or "
+                f"{named('lr', lr * 10)}, or more epochs ({named('epochs', 2 * epochs)})."
+            )
+    first, last = (history.step_loss or [None])[0], final["train_loss"]
+    if first and last >= DIVERGED_RATIO * first:
+        found.append(
+            f"Diverged: the training loss ended at {last:.3g}, {last / first:.0f}x its first "
+            f"value ({first:.3g}). Likely cause: the learning rate ({lr:g}) is too high; try "
+            f"{named('lr', lr / 10)}, or clip the gradients ({named('grad_clip', 1)})."
+        )
+    return found
+
+
+def evaluated_images(count: int | None, batch_size: int | None) -> int | None:
+    """How many of ``count`` images an evaluation in batches of ``batch_size`` sees: all, or
+    in a dry run (``settings.MAX_STEPS``) the first batches' only (None when not known)."""
+    if count and batch_size and settings.MAX_STEPS:
+        return min(count, settings.MAX_STEPS * batch_size)
+    return count
+
+
+def _images_in(loader: Any) -> int | None:
+    return getattr(loader, "num_images", None) or _length(getattr(loader, "dataset", None))
+
+
+def missing_folders(folder: str | os.PathLike | None) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, deepest first: what a run
+    creates, and removes again (``remove_if_empty``) when it ends before writing into them."""
+    if folder is None:
+        return []
+    folder = Path(folder).expanduser()
+    return [path for path in (folder, *folder.parents) if not path.exists()]
+
+
+def remove_if_empty(folders: Sequence[Path]) -> None:
+    """Remove the folders ``missing_folders`` listed, deepest first, as long as they are
+    empty: never a folder holding anything, and never one that existed before the run."""
+    for path in folders:
+        if not path.exists():
+            continue
+        try:
+            path.rmdir()  # only ever removes an empty folder
+        except OSError:  # it holds something: keep it, and so its parents
+            return
 
 
 def postfix(record: dict) -> dict:
@@ -470,12 +544,12 @@ class Run:
         self.checkpoint = Path(checkpoint).expanduser() if checkpoint is not None else None
         self.first_epoch = 0
         self.state: dict = {}
+        val_size = (_images_in(val_loader), getattr(val_loader, "batch_size", None))
         run = {
             "model": type(model).__name__,
             "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
             "architecture": hashlib.sha1(repr(model).encode()).hexdigest()[:12],
-            "train_images": getattr(train_loader, "num_images", None)
-            or _length(getattr(train_loader, "dataset", None)),
+            "train_images": _images_in(train_loader),
             "data": data_fingerprint(train_loader),
             "augment_code": code_fingerprint(getattr(train_loader, "pipeline", ())),
             "loss": repr(loss) if loss is not None else None,
@@ -483,6 +557,8 @@ class Run:
             "device": str(device),
             "precision": precision,
             "channels_last": memory_format == torch.channels_last,
+            "max_steps": settings.MAX_STEPS or None,  # a dry run's cap on every epoch
+            "val_images": evaluated_images(*val_size),  # the images each val_acc measured
         }
         self.history = history_class(
             name=name or type(model).__name__,
@@ -520,8 +596,11 @@ class Run:
         )
 
     def end_epoch(self, epoch: int, record: dict, bar: tqdm, on_epoch: Any) -> bool:
-        """Show the epoch, write the checkpoint, and ask ``on_epoch`` whether to stop."""
+        """Show the epoch, note in the history whether the run so far learned anything, write
+        the checkpoint, and ask ``on_epoch`` whether to stop."""
         bar.set_postfix(postfix(record))
+        classes = len(self.classes) if self.classes else None
+        self.history.warnings = run_warnings(self.history, classes, self.history.run["val_images"])
         if self.checkpoint is not None:
             _save(self.checkpoint, epoch + 1, self.state, self.history)
         if on_epoch is None:
@@ -635,5 +714,6 @@ def _continue(path: Path, saved: dict, state: dict, history: Any) -> int:
     history.epochs = restored.epochs
     history.step_lr = restored.step_lr
     history.step_loss = restored.step_loss
+    history.warnings = restored.warnings
     print(f"Resumed from {path} after epoch {saved['epoch']}.")
     return saved["epoch"]

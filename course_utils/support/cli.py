@@ -38,7 +38,12 @@ from course_utils.recipes import (
     run,
 )
 from course_utils.support import sweep, words
-from course_utils.support.checkpoint import CheckpointMismatchError, CheckpointWriteError
+from course_utils.support.checkpoint import (
+    CheckpointMismatchError,
+    CheckpointWriteError,
+    missing_folders,
+    remove_if_empty,
+)
 from course_utils.support.config_checks import check_config
 from course_utils.train import TrainingDiverged
 
@@ -208,11 +213,22 @@ def _or_dash(template: str) -> Callable[[object], str]:
 
 
 def train(args: argparse.Namespace) -> int:
-    """Train what ``args`` describe through ``recipes.run`` and print a summary."""
+    """Train what ``args`` describe through ``recipes.run`` and print a summary. The output
+    folder, when this command creates it, is removed again if nothing was written into it
+    (a Ctrl-C or a mistake before the first epoch finished)."""
     started = time.perf_counter()
     smoke = args.smoke or settings.SMOKE
     recipe = resolve_recipe(args, smoke)
     out = args.out or Path("runs") / (f"{recipe.name}-smoke" if smoke else recipe.name)
+    created = missing_folders(out)
+    try:
+        return _train(args, recipe, out, smoke, started)
+    finally:
+        remove_if_empty(created)
+
+
+def _train(args: argparse.Namespace, recipe: Recipe, out: Path, smoke: bool, started: float) -> int:
+    """``train`` once its recipe and output folder are known."""
     try:
         check_output_folder(out, args.resume, args.overwrite)  # checks only: nothing removed
     except (OSError, ValueError) as err:
@@ -244,6 +260,7 @@ def train(args: argparse.Namespace) -> int:
     )
     saved = out / FILES["checkpoint"]
     old_checkpoint = saved.stat().st_mtime_ns if saved.is_file() else None
+    epochs = EpochLines(recipe.config.epochs, printing=args.no_progress)
     try:
         result = run(
             recipe,
@@ -254,6 +271,7 @@ def train(args: argparse.Namespace) -> int:
             resume=args.resume,
             overwrite=args.overwrite,  # the old run is removed only now, after every check
             progress=not args.no_progress,
+            on_epoch=epochs,
         )
     except CheckpointMismatchError as err:  # found before the first step: a usage mistake
         raise UsageError(str(err)) from None
@@ -266,8 +284,26 @@ def train(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 130
-    _print_summary(result, out, time.perf_counter() - started)
+    _print_summary(result, out, time.perf_counter() - started, epochs.trained, len(test_data))
     return 0
+
+
+class EpochLines:
+    """``on_epoch`` for the train command: counts the epochs this command trains and, without
+    a progress bar (``--no-progress``), prints one line for each."""
+
+    def __init__(self, epochs: int, printing: bool) -> None:
+        self.epochs, self.printing, self.trained = epochs, printing, 0
+
+    def __call__(self, epoch: int, record: dict) -> None:
+        self.trained += 1
+        if not self.printing:
+            return
+        line = f"epoch {epoch}/{self.epochs}: train loss {record['train_loss']:.3f}, "
+        line += f"accuracy {record['train_acc']:.2%}"
+        if record.get("val_acc") is not None:
+            line += f"; validation loss {record['val_loss']:.3f}, accuracy {record['val_acc']:.2%}"
+        print(f"{line}; {record['seconds']:.1f} s", flush=True)
 
 
 def _interrupted(checkpoint: Path, before: int | None, overwrite: bool) -> str:
@@ -466,28 +502,42 @@ def _warn_if_slow(model: nn.Module, images: int) -> None:
         )
 
 
-def _print_summary(result, out: Path, wall: float) -> None:
-    """Print the run's final numbers and where its files are."""
+def _print_summary(result, out: Path, wall: float, trained_here: int, test_size: int) -> None:
+    """Print the run's final numbers and where its files are: this command's wall time apart
+    from the run's training time (a resumed run trained some epochs before), a dry run's cap
+    on every number it affects, and a warning line for a run that learned nothing."""
     history, model = result.history, result.model
+    epochs, val, tested = len(history.epochs), history.final["val_acc"], history.test["images"]
     images = sum(row["images_per_sec"] * row["seconds"] for row in history.epochs)
     training = history.final["elapsed"]
-    val = history.final["val_acc"]
+    per_epoch = history.run["train_images"]  # every compute bill counts epochs x images
+    capped = " (dry run)" if history.run.get("max_steps") else ""
+    earlier = epochs - trained_here  # trained before this command resumed the run
+    before = f", {earlier} of them before this command" if earlier else ""
     rows = {
-        "run": f"{history.name} ({len(history.epochs)} epochs on {history.run['device']}, "
+        "run": f"{history.name} ({epochs} epochs on {history.run['device']}, "
         f"{history.run['precision']})",
-        "validation accuracy": "-" if val is None else f"{100 * val:.2f}% (last epoch)",
+        "validation accuracy": "-" if val is None else f"{100 * val:.2f}% (last epoch){capped}",
         "test accuracy": f"{100 * result.test.accuracy:.2f}% (evaluated once"
-        + (", flip TTA)" if history.config["tta"] else ")"),
+        + (", flip TTA" if history.config["tta"] else "")
+        + (f", {tested:,} of {test_size:,} images)" if tested != test_size else ")")
+        + capped,
         "parameters": f"{params.count_parameters(model):,}",
-        "training PFLOPs": f"{params.training_flops(model, round(images)) / 1e15:.3g}",
-        "wall time": f"{wall:.1f} s ({training:.1f} s training)",
-        "images/s": f"{images / training:,.0f}",
+        "training PFLOPs": f"{params.training_flops(model, epochs * per_epoch) / 1e15:.3g} "
+        f"({epochs} epochs x {per_epoch:,} images){capped}",
+        "this command": f"{wall:.1f} s wall clock",
+        "training time": f"{training:.1f} s for the run's {epochs} epoch(s){before}",
+        "images/s": f"{images / training:,.0f} (training)",
         "data": history.provenance or history.source,
         "files": ", ".join(str(out / name) for name in FILES.values()),
     }
+    if capped:
+        rows["note"] = f"{settings.dry_run_note(history.run['max_steps'])}: not a measurement"
     width = max(map(len, rows))
     for key, value in rows.items():
         print(f"{key:<{width}}  {value}")
+    for line in history.warnings:
+        print(f"{'warning':<{width}}  {line}")
 
 
 SWEEP_HELP = """Add --trials N trials to a hyper-parameter sweep (an Optuna study), creating the

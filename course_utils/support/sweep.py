@@ -427,7 +427,7 @@ class Objective:
         seen = {"train_images": 0, "seconds": 0.0}
 
         def on_epoch(epoch: int, record: dict) -> None:
-            seen["train_images"] += round(record["images_per_sec"] * record["seconds"])
+            seen["train_images"] += len(self.train_part)  # epochs x images, as every bill
             seen["seconds"] += record["seconds"]
             trial.report(record["val_acc"], step=epoch)
             if trial.should_prune():
@@ -455,8 +455,8 @@ class Objective:
 
 
 def _record(trial: optuna.Trial, seen: dict, **more: Any) -> None:
-    """Store what a trial trained (images, seconds), read by ``trials_table`` and the
-    lecture's compute ledger."""
+    """Store what a trial trained (the training images of the epochs it ran, counted as every
+    compute bill counts them, and seconds), read by ``trials_table`` and the compute ledger."""
     for key, value in {**seen, **more}.items():
         trial.set_user_attr(key, round(value, 3) if isinstance(value, float) else value)
 
