@@ -946,7 +946,9 @@ plt.show()
 #   CPU with the JPEG copy, it reached 89.1% (blue dot): a fraction of the reports' compute,
 #   and so far less accuracy than three of them claim. What the JPEG copy costs, and how
 #   much of the gap is the recipe's, is not measured yet: that needs airbench94 itself at
-#   its own budget on the same copy (README, Results).
+#   its own budget on the same copy (README, Results). At small budgets on the same images
+#   (0.5 to 2 epochs of 10,000, 3 seeds) `fast94` led a re-implementation of airbench94 by
+#   23 to 11 points, a lead that shrinks as the budget grows, so it does not settle this.
 # - Two accuracies in the table are measured by us: the blue row, and the "this run" row.
 #   At smoke size "this run" is on the stand-in data and says nothing about CIFAR-10; at
 #   cpu size it is real CIFAR-10, but the capstone trained on 9,000 images for 6 epochs, a
