@@ -1,6 +1,7 @@
 """airbench94 as a baseline: Keller Jordan's CIFAR-10 speed-run recipe (its source reports
 94.01% mean test accuracy over 1,000 runs, 3.83 s each on an A100, 0.36 PFLOPs), re-written for
-this course's benchmarks from the published description. Not part of the course package.
+this course's benchmarks from its published source (legacy/airbench94.py in
+KellerJordan/cifar10-airbench, read to learn, not copied). Not part of the course package.
 
     python benchmarks/airbench94.py --data ../shared/data/cifar10-jpeg.tar.gz [--epochs 9.9]
         [--seed 0] [--json FILE]
@@ -30,7 +31,7 @@ What differs: float32 on any device (airbench runs float16 on a GPU, BatchNorm i
 the weight average starts from the network as training starts, whitening filters set. The
 source starts it one line earlier, before the whitening filters are fitted, so each pull also
 drags the frozen filters towards their random initial values: negligible at its own budget
-(the first pull, at step 5 of 485, keeps 1e-6 of the old values) but not in a run of a few
+(the first pull, at step 5 of 476, keeps 1e-6 of the old values) but not in a run of a few
 steps, where the first pull keeps up to 77%.
 """
 

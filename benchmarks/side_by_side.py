@@ -77,7 +77,7 @@ def run_fast94(train: data.ImageData, test: data.ImageData, epochs: float, seed:
         "test_no_tta": plain.accuracy,
         "test_mirror": result.test.accuracy,
         "steps": steps,
-        "images_seen": whole * len(train),
+        "images_seen": steps * FAST94.config.batch_size,  # full batches only
         "train_seconds": sum(row["seconds"] for row in result.history.epochs),
     }
 
