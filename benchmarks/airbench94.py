@@ -186,6 +186,11 @@ class Loader:
             yield images[batch].contiguous(memory_format=torch.channels_last), self.labels[batch]
 
 
+def total_steps(images: int, epochs: float, hyper: Hyper = Hyper()) -> int:
+    """Optimizer steps in a run: ``epochs`` times the full batches of ``images``."""
+    return math.ceil(images // hyper.batch_size * epochs)
+
+
 def lr_factor(step: int, total: int) -> float:
     """0.2x rising linearly to 1x over 23% of the steps, then falling linearly to 0.07x."""
     warmup = max(1, int(0.23 * total))
@@ -219,7 +224,7 @@ def train(
     model.fit_whitening(x[: hyper.whiten_images])
     model = model.to(memory_format=torch.channels_last)
     loader = Loader(x, labels, hyper, generator)
-    total = math.ceil(len(loader) * epochs)
+    total = total_steps(len(labels), epochs, hyper)
 
     # Decoupled units to PyTorch's: with Nesterov momentum m the step is 1 + 1/(1-m) times
     # the gradient, so both are divided by that; the loss is summed over a batch of 1,024.
@@ -320,9 +325,7 @@ def main() -> None:
             for level in (0, 1, 2)
         },
         "training_seconds": seconds,
-        "images_per_sec": math.ceil(len(train_data) // Hyper.batch_size * args.epochs)
-        * Hyper.batch_size
-        / seconds,
+        "images_per_sec": total_steps(len(train_data), args.epochs) * Hyper.batch_size / seconds,
         "torch": torch.__version__,
         "threads": threads,
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import sys
 import time
@@ -50,7 +49,7 @@ def run_airbench(train: data.ImageData, test: data.ImageData, epochs: float, see
     model = airbench94.train(train.images, train.labels, epochs=epochs, seed=seed, hyper=hyper)
     seconds = time.perf_counter() - start
     views = airbench94.view_logits(model, test.images)
-    steps = math.ceil(len(train) // hyper.batch_size * epochs)  # full batches only
+    steps = airbench94.total_steps(len(train), epochs, hyper)
     return {
         "recipe": "airbench94",
         "test_tta": accuracy(airbench94.tta_logits(views, hyper.tta_level), test.labels),
