@@ -113,10 +113,11 @@ def key_number(name: str, value: object) -> None:
 def warn_if_long(
     pflops: float, device: torch.device | str | None = None, limit: float = 15
 ) -> None:
-    """Say so before a run that would take more than ``limit`` minutes on ``device``."""
+    """Say so before a run that would take more than ``limit`` minutes on ``device`` (never in
+    a dry run, ``MAX_STEPS``, which trains a few batches of each epoch)."""
     tflops, what = throughput_tflops(device)
     needed = minutes(pflops, tflops)
-    if needed > limit:
+    if needed > limit and not MAX_STEPS:
         smaller = "'cpu' or 'smoke'" if SIZE == "full" else "'smoke'"
         print(
             f"Note: the next run trains {pflops:.3g} PFLOPs: an estimated {needed:.0f} minutes "

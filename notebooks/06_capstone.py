@@ -1150,8 +1150,9 @@ if your_recipe is recipe and your_params == params.count_parameters(
 #    what 10 of the capstone's cost (0.36 PFLOPs, within the budget the cell checks; 10
 #    epochs would be 0.89 and stop with an error). At smoke size (2 epochs, as the capstone
 #    run) it trains `wang`'s 5M-parameter network at its real width: we saw about 1.5-2
-#    minutes on one thread, no warning, and 12.50% validation accuracy, which says nothing
-#    about either model. At cpu size the compute check warns first (about 20-25 minutes).
+#    minutes on one thread, no note about the run's length, and a validation accuracy near
+#    chance (10%), which says nothing about either model. At cpu size the compute check
+#    warns first (about 20-25 minutes).
 # 5. **Fewer epochs.** In the parameters cell, try `RECIPE.replace(epochs=5)` for the
 #    `recipe` of the `full` branch (and 0.207 for its `PLANNED_PFLOPS`): section 2
 #    then plans 0.16 PFLOPs instead of 0.32, half the compute. Give the short run its own

@@ -161,6 +161,12 @@ def test_a_long_run_is_announced_and_a_short_one_is_not(capsys):
     assert "an estimated 208 minutes" in capsys.readouterr().out
 
 
+def test_a_dry_run_is_not_announced_as_long(capsys, monkeypatch):
+    monkeypatch.setattr(settings, "MAX_STEPS", 2)  # COURSE_MAX_STEPS=2: a few batches an epoch
+    settings.warn_if_long(1.0, "cpu")
+    assert capsys.readouterr().out == ""
+
+
 def test_a_lecture_off_its_compute_plan_gets_a_note_and_fails_only_in_ci(capsys, monkeypatch):
     monkeypatch.delenv("CI", raising=False)
     settings.check_plan(1.2, 1.0)

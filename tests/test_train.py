@@ -316,8 +316,16 @@ def test_non_finite_batchnorm_statistics_are_never_checkpointed(loaders, tmp_pat
 
 def test_huge_learning_rate_diverges(loaders):
     train, _ = loaders
-    with pytest.raises(TrainingDiverged, match=r"epoch 1, step \d+"):
+    with pytest.raises(TrainingDiverged, match=r"epoch 1, step \d+") as caught:
         quiet_fit(tiny_model(), train, epochs=1, optimizer="sgd", lr=1e12, schedule="constant")
+    assert "(lr=1e+11) or clip the gradients (grad_clip=1)" in str(caught.value)
+
+
+def test_a_divergence_from_the_command_line_names_its_flags(loaders):
+    train, _ = loaders
+    with words.command_line(), pytest.raises(TrainingDiverged) as caught:
+        quiet_fit(tiny_model(), train, epochs=1, optimizer="sgd", lr=1e12, schedule="constant")
+    assert "(--lr 1e+11) or clip the gradients (--grad-clip 1)" in str(caught.value)
 
 
 def test_evaluate_confusion_and_per_class_accuracy(loaders):

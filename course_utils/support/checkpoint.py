@@ -406,8 +406,9 @@ def stop_if_diverged(history: Any, losses: list[float], epoch: int, first_step: 
             step = len(history.step_loss) - first_step
             raise TrainingDiverged(
                 f"Training diverged: the loss became {value} at epoch {epoch + 1}, step {step} "
-                f"(learning rate {history.step_lr[-1]:.3g}). Lower the learning rate or clip "
-                "gradients (grad_clip=...); the last checkpoint, if any, is from before.",
+                f"(learning rate {history.step_lr[-1]:.3g}). Lower the learning rate "
+                f"({named('lr', float(history.config['lr']) / 10)}) or clip the gradients "
+                f"({named('grad_clip', 1)}); the last checkpoint, if any, is from before.",
                 epoch=epoch + 1,
                 step=step,
                 history=history,
@@ -619,7 +620,9 @@ def _save(path: Path, epochs_done: int, state: dict, history: Any) -> None:
         raise TrainingDiverged(
             f"Training diverged: after epoch {epochs_done} {len(broken)} weight or BatchNorm "
             f"tensor(s) are not finite (e.g. {broken[0]}), so no checkpoint was written; the "
-            "last checkpoint, if any, is from before. Lower the learning rate or clip gradients.",
+            f"last checkpoint, if any, is from before. Lower the learning rate "
+            f"({named('lr', float(history.config['lr']) / 10)}) or clip the gradients "
+            f"({named('grad_clip', 1)}).",
             epoch=epochs_done,
             step=0,
             history=history,
