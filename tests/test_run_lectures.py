@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -66,3 +68,34 @@ def test_a_training_cell_in_a_kernel_keeps_one_quiet_progress_line(tmp_path, loa
     assert streams["stdout"] == "trained\n"
     assert streams["stderr"].startswith("tiny: 100%") and "64/64" in streams["stderr"]
     assert "IProgress" not in streams["stderr"] and streams["stderr"].count("\n") <= 1
+
+
+def test_set_runs_an_assignment_after_the_parameters_cell(tmp_path, load_script):
+    import nbformat
+
+    tool = load_script("tools/run_lectures.py")
+    cells = [
+        nbformat.v4.new_code_cell("SIZE = 'smoke'\nSEED = 0"),
+        nbformat.v4.new_code_cell("print(f'seed {SEED}')"),
+    ]
+    path = tmp_path / "lecture.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
+    out = tmp_path / "out"
+    out.mkdir()
+    row = tool.run_lecture(path, 300, out, tool.parse_settings(["SEED=3"]))
+    assert row["ok"], row["error"]
+    executed = nbformat.read(out / "lecture.ipynb", as_version=4).cells
+    assert executed[2].outputs[0].text == "seed 3\n"  # the set cell ran after the parameters
+    table = tool.write_table([row], "smoke", None, out, ["SEED = 3"]).read_text()
+    assert "--size smoke --set SEED=3" in table
+
+
+def test_set_without_a_value_or_a_parameters_cell_is_one_line(load_script):
+    import nbformat
+
+    done = run_tool("--lectures", "00", "--set", "SEED")
+    assert done.returncode != 0 and "--set: give NAME=VALUE" in done.stderr
+    tool = load_script("tools/run_lectures.py")
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("SEED = 0")])
+    with pytest.raises(SystemExit, match="no parameters cell"):
+        tool.set_parameters(notebook, ["SEED = 1"])

@@ -3,6 +3,7 @@
     python tools/run_lectures.py --size cpu                      # every lecture, real CIFAR-10
     python tools/run_lectures.py --size cpu --lectures 01,02     # some of them
     python tools/run_lectures.py --size smoke --lectures 00 --source synthetic
+    python tools/run_lectures.py --size cpu --lectures 01 --set SEED=1 --out runs/seed1
 
 Each lecture runs in its own Jupyter kernel (nbclient) from the notebooks folder, with
 ``COURSE_SIZE`` set to the size and ``CIFAR10_SOURCE`` to an absolute path of the data (by
@@ -11,6 +12,10 @@ starts with ``key number:`` (``settings.key_number``) goes into the table. The t
 written to ``<out>/lectures-<size>.md`` (and ``.json``) after every lecture; the exit status
 is 1 when a lecture fails or runs past its time budget. The executed notebooks are kept in
 ``<out>`` for reading (they are not the committed ones, which carry no outputs).
+
+``--set NAME=VALUE`` (repeatable) runs a cell ``NAME = VALUE`` right after the parameters cell
+(the one that starts with ``SIZE =``): another seed, or a Try it's change, without editing
+the lecture. Its table says what was set.
 """
 
 from __future__ import annotations
@@ -71,13 +76,40 @@ def key_numbers(notebook) -> list[str]:
     return found
 
 
-def run_lecture(path: Path, budget_s: float, out: Path) -> dict:
-    """Execute one lecture; its row of the table."""
+def parse_settings(pairs: list[str]) -> list[str]:
+    """``--set`` pairs as Python assignments: ``SEED=1`` -> ``SEED = 1``."""
+    lines = []
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        if not name.strip().isidentifier() or not value.strip():
+            raise SystemExit(f"--set: give NAME=VALUE, e.g. --set SEED=1 (got {pair!r}).")
+        lines.append(f"{name.strip()} = {value.strip()}")
+    return lines
+
+
+def set_parameters(notebook, assignments: list[str]) -> None:
+    """Insert a cell with ``assignments`` after the parameters cell (its source starts with
+    ``SIZE =``), or say there is none."""
+    import nbformat
+
+    if not assignments:
+        return
+    index = next((i for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"
+                  and cell.source.lstrip().startswith("SIZE =")), None)  # fmt: skip
+    if index is None:
+        raise SystemExit("--set: this lecture has no parameters cell (one starting SIZE =).")
+    cell = nbformat.v4.new_code_cell("\n".join(["# --set by tools/run_lectures.py", *assignments]))
+    notebook.cells.insert(index + 1, cell)
+
+
+def run_lecture(path: Path, budget_s: float, out: Path, assignments: list[str] = ()) -> dict:
+    """Execute one lecture, with ``assignments`` after its parameters cell; its row."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     notebook = nbformat.read(path, as_version=4)
+    set_parameters(notebook, list(assignments))
     client = NotebookClient(  # coalesce: a progress bar's redraws keep only its last line
         notebook, timeout=int(budget_s), kernel_name="python3", coalesce_streams=True,
         resources={"metadata": {"path": str(NOTEBOOKS)}},
@@ -103,13 +135,16 @@ def run_lecture(path: Path, budget_s: float, out: Path) -> dict:
     }
 
 
-def write_table(rows: list[dict], size: str, source: str | None, out: Path) -> Path:
+def write_table(
+    rows: list[dict], size: str, source: str | None, out: Path, assignments: list[str] = ()
+) -> Path:
     chosen_by_lectures = "the lectures' own choice"
+    changed = "".join(f" --set {line.replace(' = ', '=')}" for line in assignments)
     lines = [
         f"# Lectures at size {size}",
         "",
         f"Data: `{source or chosen_by_lectures}`. Run with "
-        f"`python tools/run_lectures.py --size {size}`.",
+        f"`python tools/run_lectures.py --size {size}{changed}`.",
         "",
         "| lecture | minutes | result | key numbers |",
         "|---|---|---|---|",
@@ -135,7 +170,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="runs/lectures", help="folder for the table and notebooks")
     parser.add_argument("--budget-min", type=float, help="minutes one lecture may take "
                         "(default: smoke 5, cpu 10, full 30)")  # fmt: skip
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE",
+        help="run NAME = VALUE after the parameters cell, e.g. --set SEED=1",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    assignments = parse_settings(args.set)
     paths = lecture_paths(args.lectures)
     source = data_source(args.source, args.size)
     budget_s = 60 * (args.budget_min or BUDGET_MINUTES[args.size])
@@ -149,11 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for path in paths:
         print(f"{path.stem}: running at size {args.size}...", flush=True)
-        rows.append(run_lecture(path, budget_s, out))
+        rows.append(run_lecture(path, budget_s, out, assignments))
         row = rows[-1]
         print(f"{path.stem}: {'ok' if row['ok'] else 'FAILED: ' + row['error']}, "
               f"{row['minutes']:.1f} min", flush=True)  # fmt: skip
-        table = write_table(rows, args.size, source, out)
+        table = write_table(rows, args.size, source, out, assignments)
     print(f"table: {table}")
     return 0 if all(row["ok"] for row in rows) else 1
 
