@@ -110,6 +110,19 @@ def key_number(name: str, value: object) -> None:
     print(f"key number: {name} = {value}")
 
 
+def check_lesson(claims: dict[str, bool], as_measured: bool) -> None:
+    """Print whether each of a lecture's claims holds for this run; where the lecture measured
+    them over seeds (``as_measured``: its size and settings) a claim that fails is an error,
+    after an edit or at another size only a line."""
+    for claim, holds in claims.items():
+        print(f"{'holds' if holds else 'DOES NOT HOLD'}: {claim}")
+    failed = [claim for claim, holds in claims.items() if not holds]
+    if failed and as_measured:
+        raise AssertionError(f"measured to hold at these settings, but here it did not: {failed}")
+    if failed:
+        print("(not asserted: the lecture measured these at cpu size with its own settings)")
+
+
 def warn_if_long(
     pflops: float, device: torch.device | str | None = None, limit: float = 15
 ) -> None:

@@ -176,3 +176,15 @@ def test_a_lecture_off_its_compute_plan_gets_a_note_and_fails_only_in_ci(capsys,
     monkeypatch.setenv("CI", "true")
     with pytest.raises(AssertionError, match="update PLANNED_PFLOPS"):
         settings.check_plan(3.0, 1.0)
+
+
+def test_a_lesson_fails_loudly_only_where_it_was_measured(capsys):
+    claims = {"residual beats plain": True, "deeper plain fits worse": False}
+    settings.check_lesson(claims, as_measured=False)  # an edit, or another size: a line only
+    out = capsys.readouterr().out
+    assert "holds: residual beats plain" in out and "DOES NOT HOLD: deeper plain" in out
+    assert "not asserted" in out
+    with pytest.raises(AssertionError, match="deeper plain fits worse"):
+        settings.check_lesson(claims, as_measured=True)
+    settings.check_lesson({"residual beats plain": True}, as_measured=True)
+    assert "not asserted" not in capsys.readouterr().out
