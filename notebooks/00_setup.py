@@ -31,6 +31,7 @@
 # | lecture | topic |
 # |---|---|
 # | 01 | data normalisation and augmentation |
+# | 01b | BatchNorm's two modes: why a test loss jumps, and `update_bn` |
 # | 02 | residual blocks |
 # | 03 | counting parameters under a 5M budget |
 # | 04 | optimizers and learning-rate schedules |
