@@ -72,6 +72,7 @@ import pandas as pd
 import seaborn as sns
 import torch
 from IPython.display import display
+from matplotlib.ticker import NullFormatter
 
 from course_utils import capstone, params, plots, zoo
 from course_utils.config import TrainConfig
@@ -752,6 +753,11 @@ assert math.isclose(sum(importance.values()), 1.0) and set(importance) == set(sp
 # %%
 with plt.rc_context():
     axes = optuna_plots.plot_slice(studies["tpe"], target_name="validation accuracy")
+    for ax in np.ravel(axes):  # log axes: two plain labels, not one per minor tick
+        if ax.get_xscale() == "log":  # (those overlapped on lr and weight_decay)
+            ticks = np.geomspace(*ax.get_xlim(), 4)[1:-1]
+            ax.set_xticks(ticks, [f"{tick:.2g}" for tick in ticks])
+            ax.xaxis.set_minor_formatter(NullFormatter())
     figure = np.ravel(axes)[0].figure
     figure.set_size_inches(15, 4)
     figure.suptitle(plots.titled("Slice plot of the TPE study", SOURCE), y=1.02)
