@@ -21,7 +21,7 @@ import seaborn as sns
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter, ScalarFormatter
 
 from course_utils import settings
 from course_utils.support.checkpoint import check_history_dict
@@ -36,6 +36,16 @@ METRIC_DISPLAY: dict[str, tuple[str, str, float]] = {
     "images_per_sec": ("Throughput", "training images / s", 1.0),
     "seconds": ("Epoch time", "seconds per epoch (s)", 1.0),
 }
+
+
+def log_loss_axis(ax: Axes) -> None:
+    """Show a loss on a log scale with plain-number ticks (1, 1.5, 2, 3, 4, ...): early jumps
+    and slow late decreases stay readable in one panel (lectures 01 and 01b)."""
+    ax.set_yscale("log", base=2)
+    ax.yaxis.set_major_locator(LogLocator(base=2, subs=(1.0, 1.5)))
+    ax.yaxis.set_major_formatter(ScalarFormatter())
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_ylabel("loss (log scale)")
 
 
 def source_note(source: str | None, max_steps: int | None = None) -> str | None:

@@ -60,7 +60,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from matplotlib.patches import Patch, Rectangle
-from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 from torch import nn
 from torchvision.transforms import v2
 
@@ -151,16 +150,6 @@ assert train_data.images.shape == (TRAIN_IMAGES, 3, 32, 32)
 assert train_data.labels.shape == (TRAIN_IMAGES,)
 SOURCE = train_data.source  # "cifar10" or "synthetic": every figure title says which
 compute = params.ComputeLedger()  # training PFLOPs of every run in this lecture
-
-
-def log_loss_axis(ax: plt.Axes) -> None:
-    """Show a loss on a log scale (ticks as plain numbers): spikes and slow
-    decreases stay readable in one panel."""
-    ax.set_yscale("log", base=2)
-    ax.yaxis.set_major_locator(LogLocator(base=2, subs=(1.0, 1.5)))  # ticks 1, 1.5, 2, 3, 4...
-    ax.yaxis.set_major_formatter(ScalarFormatter())
-    ax.yaxis.set_minor_formatter(NullFormatter())
-    ax.set_ylabel("loss (log scale)")
 
 
 # %%
@@ -736,7 +725,7 @@ for network, runs in histories.items():
         list(runs.values()),
         title=f"{network}: same learning rate, {len(runs)} input scalings (seed {SEED})",
     )
-    log_loss_axis(fig.axes[0])  # diverging runs and test-loss spikes: all readable
+    plots.log_loss_axis(fig.axes[0])  # diverging runs and test-loss spikes: all readable
     for scaling, run in runs.items():
         last = run.epochs[-1]
         print(
@@ -989,7 +978,7 @@ print(f"this cell: {sum(compute.pflops[name] for name in AUGMENTATIONS):.3g} PFL
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(17, 4.4))
 plots.plot_history(list(aug_histories.values()), ax=axes[:2])
-log_loss_axis(axes[0])  # early test-loss jumps (lecture 01b) stay readable
+plots.log_loss_axis(axes[0])  # early test-loss jumps (lecture 01b) stay readable
 ax = axes[2]
 width = 0.35
 SPLITS = ("training images", "test images")

@@ -53,7 +53,6 @@ from collections.abc import Callable
 import matplotlib.pyplot as plt
 import torch
 from matplotlib.patches import Patch
-from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 from torch import nn
 from torch.optim.swa_utils import update_bn
 
@@ -133,15 +132,6 @@ def small_resnet(seed: int) -> models.ResNet:
     """Lecture 01's small ResNet: one basic block per stage, BN after every convolution."""
     torch.manual_seed(seed)
     return models.ResNet([1, 1, 1], RESNET_WIDTHS)
-
-
-def log_loss_axis(ax: plt.Axes) -> None:
-    """A loss on a log scale (ticks as plain numbers): jumps and slow falls both show."""
-    ax.set_yscale("log", base=2)
-    ax.yaxis.set_major_locator(LogLocator(base=2, subs=(1.0, 1.5)))  # ticks 1, 1.5, 2, 3, 4...
-    ax.yaxis.set_major_formatter(ScalarFormatter())
-    ax.yaxis.set_minor_formatter(NullFormatter())
-    ax.set_ylabel("loss (log scale)")
 
 
 # %% [markdown]
@@ -334,7 +324,7 @@ handles += [
     plt.Line2D([], [], color="0.3", ls=":", marker="s", label="test, BN statistics recomputed"),
 ]
 ax.legend(handles=handles, fontsize=8)
-log_loss_axis(ax)
+plots.log_loss_axis(ax)
 ax.set_xlabel("epoch")
 ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
 ax.grid(alpha=0.3)

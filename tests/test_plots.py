@@ -203,3 +203,14 @@ def test_held_out_curves_are_named_by_their_split():
 def test_titled_names_the_stand_in():
     assert plots.titled("Curves", "cifar10") == "Curves"
     assert plots.titled("Curves", "synthetic") == "Curves\n(synthetic stand-in data)"
+
+
+def test_log_loss_axis_labels_plain_numbers_on_a_base_2_log_scale():
+    fig, ax = plt.subplots()
+    ax.plot([1, 2, 3, 4], [4.5, 2.2, 1.3, 1.1])
+    plots.log_loss_axis(ax)
+    fig.canvas.draw()
+    assert ax.get_yscale() == "log" and ax.get_ylabel() == "loss (log scale)"
+    labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+    assert {"1.5", "2.0", "3.0", "4.0"} <= set(labels), labels  # plain numbers, not 2^x
+    plt.close(fig)
